@@ -1,0 +1,42 @@
+# make test   install what is missing, build (Release), run every test
+# make demo   install what is missing, build, run the main example
+# make bench  build and run the benchmarks
+
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+PACKAGES := cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libopenblas-dev doctest-dev libbenchmark-dev
+
+.PHONY: all deps configure build test demo bench clean
+
+all: build
+
+# Installs the Debian packages that are missing (as root, non-interactively);
+# otherwise prints the apt-get line to run and stops.
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing packages; run:"; echo "  sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release > /dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@$(BUILD)/examples/autograd_basics
+
+bench: build
+	@$(BUILD)/bench/bench_ops
+
+clean:
+	rm -rf $(BUILD)

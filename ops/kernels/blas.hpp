@@ -1,0 +1,26 @@
+// Row-major GEMM through CBLAS: C = op(A) · op(B) + beta · C, where op
+// transposes when asked. Transposes are BLAS flags, never copies.
+#pragma once
+
+#include <cblas.h>
+
+#include <cstddef>
+
+namespace tg::kernels {
+
+inline CBLAS_TRANSPOSE blas_flag(bool transpose) { return transpose ? CblasTrans : CblasNoTrans; }
+
+// A is (M, K) after op, B is (K, N) after op, C is (M, N); all contiguous.
+inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
+                 const float* a, const float* b, float beta, float* c) {
+  cblas_sgemm(CblasRowMajor, blas_flag(trans_a), blas_flag(trans_b), int(m), int(n), int(k), 1.0f, a,
+              trans_a ? int(m) : int(k), b, trans_b ? int(k) : int(n), beta, c, int(n));
+}
+
+inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
+                 const double* a, const double* b, double beta, double* c) {
+  cblas_dgemm(CblasRowMajor, blas_flag(trans_a), blas_flag(trans_b), int(m), int(n), int(k), 1.0, a,
+              trans_a ? int(m) : int(k), b, trans_b ? int(k) : int(n), beta, c, int(n));
+}
+
+}  // namespace tg::kernels

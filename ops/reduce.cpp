@@ -1,0 +1,190 @@
+#include "reduce.hpp"
+
+#include <limits>
+
+#include "../core/autograd.hpp"
+#include "elementwise.hpp"
+#include "kernels/strided.hpp"
+#include "shape.hpp"
+
+namespace tg {
+
+namespace {
+
+// Where each input element lands when `axes` of `shape` are reduced.
+struct Reduction {
+  Shape keep_shape;             // reduced axes kept with size 1
+  Shape drop_shape;             // reduced axes removed
+  kernels::Strides out_strides; // input index -> output offset (0 along reduced axes)
+  std::size_t count = 1;        // elements summed into each output
+};
+
+Reduction plan_reduction(const char* op, const Shape& shape, const Axes& axes) {
+  std::vector<bool> reduced(shape.size(), false);
+  for (auto a : axes) {
+    const std::size_t i = normalize_axis(op, a, shape.size(), shape);
+    if (reduced[i])
+      throw AxisError(std::string(op) + ": axis " + std::to_string(a) + " is given twice for shape " +
+                      shape_str(shape));
+    reduced[i] = true;
+  }
+  Reduction r;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    r.keep_shape.push_back(reduced[i] ? 1 : shape[i]);
+    if (reduced[i]) r.count *= shape[i];
+    else r.drop_shape.push_back(shape[i]);
+  }
+  r.out_strides = kernels::contiguous_strides(r.keep_shape);
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (reduced[i]) r.out_strides[i] = 0;
+  return r;
+}
+
+Axes all_axes(std::size_t ndim) {
+  Axes axes(ndim);
+  for (std::size_t i = 0; i < ndim; ++i) axes[i] = std::ptrdiff_t(i);
+  return axes;
+}
+
+// Calls f(input offset, output offset) for every element of a tensor of `shape`.
+template <class F>
+void for_each_reduced(const Shape& shape, const Reduction& r, F&& f) {
+  const kernels::Strides none(shape.size(), 0);
+  kernels::for_each_offset(shape, kernels::contiguous_strides(shape), r.out_strides, none,
+                           [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { f(i, o); });
+}
+
+}  // namespace
+
+// ============================================================================
+// sum / mean — the adjoint of sum is broadcast_to
+// ============================================================================
+
+template <class T>
+BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
+  const Shape in_shape = x.shape();
+  const Reduction r = plan_reduction("sum", in_shape, axes);
+  // Accumulate in double: a float sum of a million terms loses digits.
+  std::vector<double> acc(kernels::product(r.keep_shape), 0.0);
+  const T* px = x.data();
+  for_each_reduced(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) { acc[o] += px[i]; });
+  xt::xarray<T> out(keepdims ? r.keep_shape : r.drop_shape);
+  std::copy(acc.begin(), acc.end(), out.data());
+  return record("sum", {x}, std::move(out))
+      .backward([keep = r.keep_shape](const GradContext<T>& c) {
+        return Grads<T>{broadcast_to(reshape(c.grad, keep), c.input_shape(0))};
+      });
+}
+
+template <class T>
+BasicTensor<T> sum(const BasicTensor<T>& x) {
+  return sum(x, all_axes(x.dim()));
+}
+
+template <class T>
+BasicTensor<T> mean(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
+  const std::size_t count = plan_reduction("mean", x.shape(), axes).count;
+  return mul(sum(x, axes, keepdims), scalar<T>(1.0 / double(count)));
+}
+
+template <class T>
+BasicTensor<T> mean(const BasicTensor<T>& x) {
+  return mean(x, all_axes(x.dim()));
+}
+
+template <class T>
+BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
+  const Shape in_shape = x.shape();
+  if (in_shape == shape) return x;
+  if (in_shape.size() > shape.size() || kernels::broadcast_shapes("broadcast_to", in_shape, shape) != shape)
+    throw ShapeError("broadcast_to: cannot broadcast shape " + shape_str(in_shape) + " to " +
+                     shape_str(shape));
+  xt::xarray<T> out(shape);
+  const T* px = x.data();
+  T* po = out.data();
+  const kernels::Strides none(shape.size(), 0);
+  kernels::for_each_offset(shape, kernels::broadcast_strides(in_shape, shape), kernels::contiguous_strides(shape),
+                           none, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { po[o] = px[i]; });
+  return record("broadcast_to", {x}, std::move(out)).backward([](const GradContext<T>& c) {
+    return Grads<T>{sum_to(c.grad, c.input_shape(0))};
+  });
+}
+
+template <class T>
+BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
+  const Shape in_shape = x.shape();
+  if (in_shape == shape) return x;
+  const std::size_t lead = in_shape.size() >= shape.size() ? in_shape.size() - shape.size() : 0;
+  bool ok = in_shape.size() >= shape.size();
+  Axes axes;
+  for (std::size_t i = 0; ok && i < in_shape.size(); ++i) {
+    if (i < lead) {
+      axes.push_back(std::ptrdiff_t(i));
+    } else if (shape[i - lead] != in_shape[i]) {
+      ok = shape[i - lead] == 1;
+      axes.push_back(std::ptrdiff_t(i));
+    }
+  }
+  if (!ok)
+    throw ShapeError("sum_to: shape " + shape_str(in_shape) + " does not reduce to " + shape_str(shape));
+  const BasicTensor<T> kept = sum(x, axes, /*keepdims=*/true);
+  return lead ? reshape(kept, shape) : kept;
+}
+
+// ============================================================================
+// max
+// ============================================================================
+
+template <class T>
+BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
+  const Shape in_shape = x.shape();
+  Reduction r = plan_reduction("max", in_shape, axes);
+  if (r.count == 0 && kernels::product(r.keep_shape) > 0)
+    throw ShapeError("max: cannot reduce over an axis of size 0 in shape " + shape_str(in_shape));
+  xt::xarray<T> out(keepdims ? r.keep_shape : r.drop_shape);
+  std::fill(out.begin(), out.end(), -std::numeric_limits<T>::infinity());
+  const T* px = x.data();
+  T* po = out.data();
+  for_each_reduced(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) {
+    if (px[i] > po[o]) po[o] = px[i];
+  });
+  return record("max", {x}, std::move(out))
+      .save({x})
+      .saves_output()
+      .backward([r = std::move(r)](const GradContext<T>& c) {
+        // The gradient goes to the elements equal to the maximum, split among ties.
+        const BasicTensor<T>& x = c.saved[0];
+        const Shape shape = x.shape();
+        const T* px = x.data();
+        const T* py = c.output.data();
+        std::vector<T> ties(c.output.numel(), T(0));
+        for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) { ties[o] += T(px[i] == py[o]); });
+        xt::xarray<T> share(shape);
+        T* ps = share.data();
+        for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) {
+          ps[i] = px[i] == py[o] ? T(1) / ties[o] : T(0);
+        });
+        return Grads<T>{mul(broadcast_to(reshape(c.grad, r.keep_shape), shape), BasicTensor<T>(std::move(share)))};
+      });
+}
+
+template <class T>
+BasicTensor<T> max(const BasicTensor<T>& x) {
+  if (x.numel() == 0) throw ShapeError("max: tensor of shape " + shape_str(x.shape()) + " has no elements");
+  return max(x, all_axes(x.dim()));
+}
+
+#define TG_INSTANTIATE(T)                                                      \
+  template BasicTensor<T> sum(const BasicTensor<T>&);                          \
+  template BasicTensor<T> sum(const BasicTensor<T>&, const Axes&, bool);       \
+  template BasicTensor<T> mean(const BasicTensor<T>&);                         \
+  template BasicTensor<T> mean(const BasicTensor<T>&, const Axes&, bool);      \
+  template BasicTensor<T> max(const BasicTensor<T>&);                          \
+  template BasicTensor<T> max(const BasicTensor<T>&, const Axes&, bool);       \
+  template BasicTensor<T> broadcast_to(const BasicTensor<T>&, const Shape&);   \
+  template BasicTensor<T> sum_to(const BasicTensor<T>&, const Shape&);
+TG_INSTANTIATE(float)
+TG_INSTANTIATE(double)
+#undef TG_INSTANTIATE
+
+}  // namespace tg

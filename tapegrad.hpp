@@ -1,0 +1,17 @@
+// tapegrad: reverse-mode automatic differentiation on xtensor.
+// #include <tapegrad/tapegrad.hpp> brings in the whole public API.
+#pragma once
+
+#include <xtensor/xio.hpp>  // printing of values
+
+#include "core/autograd.hpp"
+#include "core/error.hpp"
+#include "core/gradcheck.hpp"
+#include "core/random.hpp"
+#include "core/tape.hpp"
+#include "core/tensor.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/linalg.hpp"
+#include "ops/loss.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape.hpp"
