@@ -2,6 +2,7 @@
 # make demo   install what is missing, build, run the main example
 # make bench  build and run the benchmarks
 
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 PACKAGES := cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libopenblas-dev doctest-dev libbenchmark-dev

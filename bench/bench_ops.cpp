@@ -1,0 +1,299 @@
+// tapegrad ops beside the bare loops and BLAS calls they wrap.
+//
+//   Chain_*   y = relu(a * b + c) * 0.5f on 1<<20 floats (4 elementwise ops)
+//   Matmul_*  (64 x 800) . (800 x 12544) in float
+//
+// Run with one BLAS thread so the gemm numbers compare like with like:
+//   OPENBLAS_NUM_THREADS=1 build/bench/bench_ops
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// (one command line).
+#include <cblas.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace {
+
+// ============================================================================
+// Elementwise chain: y = relu(a * b + c) * 0.5f
+// ============================================================================
+
+constexpr std::size_t kChainSize = std::size_t(1) << 20;
+
+struct ChainInputs {
+  tg::Tensor a, b, c;
+  explicit ChainInputs(bool requires_grad) {
+    tg::Generator gen(1);
+    // Values in [-1, 1): about half of a*b + c is negative, so relu masks.
+    a = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
+    b = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
+    c = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
+  }
+};
+
+tg::Tensor chain(const tg::Tensor& a, const tg::Tensor& b, const tg::Tensor& c) {
+  return tg::relu(a * b + c) * 0.5f;
+}
+
+void set_items(benchmark::State& state) {
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(kChainSize));
+}
+
+// Nothing requires grad: no op is recorded.
+void BM_Chain_Forward_NoGrad(benchmark::State& state) {
+  ChainInputs in(false);
+  for (auto _ : state) {
+    tg::Tensor y = chain(in.a, in.b, in.c);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_items(state);
+}
+
+// The inputs require grad: all four ops are recorded, then the tape is cleared.
+void BM_Chain_Forward_Recorded(benchmark::State& state) {
+  ChainInputs in(true);
+  for (auto _ : state) {
+    tg::Tensor y = chain(in.a, in.b, in.c);
+    benchmark::DoNotOptimize(y.data());
+    tg::tape().clear();
+  }
+  set_items(state);
+}
+
+// sum(y).backward(), then the leaves' gradients are dropped.
+void BM_Chain_ForwardBackward(benchmark::State& state) {
+  ChainInputs in(true);
+  for (auto _ : state) {
+    tg::Tensor y = chain(in.a, in.b, in.c);
+    tg::sum(y).backward();
+    benchmark::DoNotOptimize(in.a.grad().data());
+    in.a.zero_grad();
+    in.b.zero_grad();
+    in.c.zero_grad();
+  }
+  set_items(state);
+}
+
+struct BareChain {
+  std::vector<float> a, b, c;
+  explicit BareChain() {
+    ChainInputs in(false);
+    a.assign(in.a.data(), in.a.data() + kChainSize);
+    b.assign(in.b.data(), in.b.data() + kChainSize);
+    c.assign(in.c.data(), in.c.data() + kChainSize);
+  }
+};
+
+// The same four ops as plain loops, one preallocated output buffer per op:
+// the same number of passes over memory as the framework.
+void BM_Chain_Bare_PerOp(benchmark::State& state) {
+  BareChain in;
+  const std::size_t n = kChainSize;
+  std::vector<float> t1(n), t2(n), t3(n), y(n);
+  const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  float *p1 = t1.data(), *p2 = t2.data(), *p3 = t3.data(), *py = y.data();
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) p2[i] = p1[i] + c[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) p3[i] = p2[i] > 0.0f ? p2[i] : 0.0f;
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) py[i] = p3[i] * 0.5f;
+    benchmark::DoNotOptimize(py);
+    benchmark::ClobberMemory();
+  }
+  set_items(state);
+}
+
+// As Bare_PerOp, but each op writes a freshly allocated (uninitialised)
+// buffer, freed at the end of the iteration, as the framework's results are.
+// Separates the cost of fresh memory from the cost of the framework itself.
+void BM_Chain_Bare_PerOpFreshBuffers(benchmark::State& state) {
+  BareChain in;
+  const std::size_t n = kChainSize;
+  const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  for (auto _ : state) {
+    std::unique_ptr<float[]> t1(new float[n]), t2(new float[n]), t3(new float[n]), y(new float[n]);
+    float *p1 = t1.get(), *p2 = t2.get(), *p3 = t3.get(), *py = y.get();
+    for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) p2[i] = p1[i] + c[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) p3[i] = p2[i] > 0.0f ? p2[i] : 0.0f;
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) py[i] = p3[i] * 0.5f;
+    benchmark::DoNotOptimize(py);
+    benchmark::ClobberMemory();
+  }
+  set_items(state);
+}
+
+// The chain fused into one loop: one pass, no intermediates.
+void BM_Chain_Bare_Fused(benchmark::State& state) {
+  BareChain in;
+  const std::size_t n = kChainSize;
+  std::vector<float> y(n);
+  const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  float* py = y.data();
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float z = a[i] * b[i] + c[i];
+      py[i] = (z > 0.0f ? z : 0.0f) * 0.5f;
+    }
+    benchmark::DoNotOptimize(py);
+    benchmark::ClobberMemory();
+  }
+  set_items(state);
+}
+
+// Forward and backward of sum(y) by hand, one preallocated buffer per op:
+//   forward  t1 = a*b, t2 = t1+c, t3 = relu(t2), y = 0.5*t3, s = sum(y)
+//   backward gy = 1, gt3 = 0.5*gy, gt2 = gt3*[t3 > 0], gc = gt2,
+//            ga = gt2*b, gb = gt2*a
+void BM_Chain_Bare_ForwardBackward_PerOp(benchmark::State& state) {
+  BareChain in;
+  const std::size_t n = kChainSize;
+  std::vector<float> t1(n), t2(n), t3(n), y(n), gy(n), gt3(n), gt2(n), ga(n), gb(n), gc(n);
+  const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i) t1[i] = a[i] * b[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) t2[i] = t1[i] + c[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) t3[i] = t2[i] > 0.0f ? t2[i] : 0.0f;
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) y[i] = t3[i] * 0.5f;
+    benchmark::ClobberMemory();
+    double s = 0.0;  // in double, as tg::sum
+    for (std::size_t i = 0; i < n; ++i) s += y[i];
+    benchmark::DoNotOptimize(s);
+    for (std::size_t i = 0; i < n; ++i) gy[i] = 1.0f;
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) gt3[i] = gy[i] * 0.5f;
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) gt2[i] = gt3[i] * float(t3[i] > 0.0f);
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) gc[i] = gt2[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) ga[i] = gt2[i] * b[i];
+    benchmark::ClobberMemory();
+    for (std::size_t i = 0; i < n; ++i) gb[i] = gt2[i] * a[i];
+    benchmark::DoNotOptimize(ga.data());
+    benchmark::DoNotOptimize(gb.data());
+    benchmark::DoNotOptimize(gc.data());
+    benchmark::ClobberMemory();
+  }
+  set_items(state);
+}
+
+// ============================================================================
+// matmul: (M x K) . (K x N) = 64 x 800 . 800 x 12544
+// ============================================================================
+
+constexpr std::size_t kM = 64, kK = 800, kN = 12544;
+constexpr double kGemmGflop = 2.0 * double(kM) * double(kN) * double(kK) * 1e-9;
+
+void set_gflops(benchmark::State& state, int gemms) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(kGemmGflop * gemms * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+struct MatmulInputs {
+  tg::Tensor a, b;
+  explicit MatmulInputs(bool requires_grad) {
+    tg::Generator gen(2);
+    a = tg::randn<float>({kM, kK}, gen).requires_grad_(requires_grad);
+    b = tg::randn<float>({kK, kN}, gen).requires_grad_(requires_grad);
+  }
+};
+
+void BM_Matmul_Forward(benchmark::State& state) {
+  MatmulInputs in(false);
+  for (auto _ : state) {
+    tg::Tensor c = tg::matmul(in.a, in.b);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_gflops(state, 1);
+}
+
+// C = A.B into a preallocated buffer.
+void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
+  MatmulInputs in(false);
+  std::vector<float> c(kM * kN);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, in.a.data(),
+                int(kK), in.b.data(), int(kN), 0.0f, c.data(), int(kN));
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 1);
+}
+
+// C = matmul(A, B) with both requiring grad, then C.backward(dC) with dC of
+// ones (no reduction in the way): three gemms, as below.
+void BM_Matmul_ForwardBackward(benchmark::State& state) {
+  MatmulInputs in(true);
+  const tg::Tensor seed = tg::ones<float>({kM, kN});
+  for (auto _ : state) {
+    tg::Tensor c = tg::matmul(in.a, in.b);
+    c.backward(seed);
+    benchmark::DoNotOptimize(in.a.grad().data());
+    benchmark::DoNotOptimize(in.b.grad().data());
+    in.a.zero_grad();
+    in.b.zero_grad();
+  }
+  set_gflops(state, 3);
+}
+
+// C = A.B, dA = dC.B^T, dB = A^T.dC into preallocated buffers.
+void BM_Matmul_Bare_3Sgemm(benchmark::State& state) {
+  MatmulInputs in(false);
+  const float* a = in.a.data();
+  const float* b = in.b.data();
+  std::vector<float> c(kM * kN), dc(kM * kN, 1.0f), da(kM * kK), db(kK * kN);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, a, int(kK), b,
+                int(kN), 0.0f, c.data(), int(kN));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(kM), int(kK), int(kN), 1.0f, dc.data(), int(kN),
+                b, int(kN), 0.0f, da.data(), int(kK));
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(kK), int(kN), int(kM), 1.0f, a, int(kK),
+                dc.data(), int(kN), 0.0f, db.data(), int(kN));
+    benchmark::DoNotOptimize(c.data());
+    benchmark::DoNotOptimize(da.data());
+    benchmark::DoNotOptimize(db.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 3);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Chain_Forward_NoGrad)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_Forward_Recorded)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_ForwardBackward)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_Bare_PerOp)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_Bare_PerOpFreshBuffers)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_Bare_Fused)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Chain_Bare_ForwardBackward_PerOp)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Matmul_Forward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul_Bare_Sgemm)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul_ForwardBackward)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matmul_Bare_3Sgemm)->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // Which BLAS and how many threads it uses (set OPENBLAS_NUM_THREADS=1).
+  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::AddCustomContext("openblas_config", openblas_get_config());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
