@@ -10,6 +10,7 @@
 #include "core/random.hpp"
 #include "core/tape.hpp"
 #include "core/tensor.hpp"
+#include "ops/conv.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/linalg.hpp"
 #include "ops/loss.hpp"

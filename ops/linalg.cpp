@@ -11,31 +11,100 @@
 
 namespace tg {
 
-// C = op(A)·op(B). With dC the upstream gradient, the rules are gemms too:
+namespace {
+
+// The sizes of C = op(A)·op(B), checked.
+struct GemmShape {
+  std::size_t m, n, k;
+  Shape batch_a, batch_b;
+};
+
+GemmShape gemm_shape(const char* op, const Shape& sa, const Shape& sb, bool ta, bool tb) {
+  auto describe = [&] { return shape_str(sa) + (ta ? "T" : "") + " @ " + shape_str(sb) + (tb ? "T" : ""); };
+  if (sa.size() < 2 || sb.size() < 2)
+    throw ShapeError(std::string(op) + ": operands need at least 2 dimensions, got " + describe());
+  const std::size_t rows_a = sa[sa.size() - 2], cols_a = sa.back();
+  const std::size_t rows_b = sb[sb.size() - 2], cols_b = sb.back();
+  const std::size_t k = ta ? rows_a : cols_a, kb = tb ? cols_b : rows_b;
+  if (k != kb)
+    throw ShapeError(std::string(op) + ": inner dimensions differ (" + std::to_string(k) + " vs " +
+                     std::to_string(kb) + ") in " + describe());
+  return {ta ? cols_a : rows_a, tb ? rows_b : cols_b, k, Shape(sa.begin(), sa.end() - 2), Shape(sb.begin(), sb.end() - 2)};
+}
+
+template <class T>
+BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, bool ta, bool tb);
+
+// The gradient of one operand of C = op(A)·op(B), from dC (= g):
 //   C = A·B    dA = dC·Bᵀ    dB = Aᵀ·dC
 //   C = A·Bᵀ   dA = dC·B     dB = dCᵀ·A
 //   C = Aᵀ·B   dA = B·dCᵀ    dB = A·dC
 //   C = Aᵀ·Bᵀ  dA = Bᵀ·dCᵀ   dB = dCᵀ·Aᵀ
-// then summed over any batch axes the operand was broadcast along.
+// summed over the batch axes the operand was broadcast along. A 2-d operand
+// used by every matrix of a batch (a conv kernel, a dense weight) gets that
+// sum from one accumulating GEMM per batch element, never a batched product.
+template <class T>
+BasicTensor<T> product_for(const Shape& target, const BasicTensor<T>& x, const BasicTensor<T>& y, bool tx, bool ty) {
+  const Shape sx = x.shape(), sy = y.shape();
+  const bool batched = sx.size() > 2 || sy.size() > 2;
+  if (target.size() == 2 && batched && Shape(sx.begin(), sx.end() - 2) == Shape(sy.begin(), sy.end() - 2))
+    return gemm_batch_sum(x, y, tx, ty);
+  return sum_to(gemm(x, y, tx, ty), target);
+}
+
+template <class T>
+Grads<T> gemm_grads(const GradContext<T>& c, bool ta, bool tb) {
+  const BasicTensor<T>& a = c.saved[0];
+  const BasicTensor<T>& b = c.saved[1];
+  const BasicTensor<T>& g = c.grad;
+  BasicTensor<T> da, db;
+  if (c.needs_grad[0]) {
+    const Shape s = c.input_shape(0);
+    da = ta ? (tb ? product_for(s, b, g, true, true) : product_for(s, b, g, false, true))
+            : (tb ? product_for(s, g, b, false, false) : product_for(s, g, b, false, true));
+  }
+  if (c.needs_grad[1]) {
+    const Shape s = c.input_shape(1);
+    db = tb ? (ta ? product_for(s, g, a, true, true) : product_for(s, g, a, true, false))
+            : (ta ? product_for(s, a, g, false, false) : product_for(s, a, g, true, false));
+  }
+  return {da, db};
+}
+
+// Σ_i op(A_i)·op(B_i) over a batch both operands share: a 2-d result.
+template <class T>
+BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, bool ta, bool tb) {
+  const GemmShape gs = gemm_shape("matmul_batch_sum", a.shape(), b.shape(), ta, tb);
+  if (gs.batch_a != gs.batch_b)
+    throw ShapeError("matmul_batch_sum: batch shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
+  const std::size_t batch = kernels::product(gs.batch_a);
+  xt::xarray<T> out = xt::zeros<T>(Shape{gs.m, gs.n});
+  if (gs.m * gs.n * gs.k > 0) {
+    if (ta && !tb) {
+      // Σ A_iᵀ·B_i is one GEMM over the stacked rows of A and B.
+      kernels::gemm(true, false, gs.m, gs.n, batch * gs.k, a.data(), b.data(), T(0), out.data());
+    } else {
+      for (std::size_t i = 0; i < batch; ++i)
+        kernels::gemm(ta, tb, gs.m, gs.n, gs.k, a.data() + i * gs.m * gs.k, b.data() + i * gs.k * gs.n, T(1),
+                      out.data());
+    }
+  }
+  return record("matmul_batch_sum", {a, b}, std::move(out))
+      .save({a, b})
+      .backward([ta, tb](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
+}
+
+}  // namespace
+
+// C = op(A)·op(B), batched over leading axes that broadcast.
 template <class T>
 BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose_a, bool transpose_b) {
   static const char* const names[2][2] = {{"matmul", "matmul(a, bT)"}, {"matmul(aT, b)", "matmul(aT, bT)"}};
   const char* op = names[transpose_a][transpose_b];
   const Shape sa = a.shape(), sb = b.shape();
-  auto describe = [&] {
-    return shape_str(sa) + (transpose_a ? "T" : "") + " @ " + shape_str(sb) + (transpose_b ? "T" : "");
-  };
-  if (sa.size() < 2 || sb.size() < 2)
-    throw ShapeError(std::string(op) + ": operands need at least 2 dimensions, got " + describe());
-  const std::size_t rows_a = sa[sa.size() - 2], cols_a = sa.back();
-  const std::size_t rows_b = sb[sb.size() - 2], cols_b = sb.back();
-  const std::size_t m = transpose_a ? cols_a : rows_a, k = transpose_a ? rows_a : cols_a;
-  const std::size_t n = transpose_b ? rows_b : cols_b, kb = transpose_b ? cols_b : rows_b;
-  if (k != kb)
-    throw ShapeError(std::string(op) + ": inner dimensions differ (" + std::to_string(k) + " vs " +
-                     std::to_string(kb) + ") in " + describe());
-  const Shape batch_a(sa.begin(), sa.end() - 2), batch_b(sb.begin(), sb.end() - 2);
-  const Shape batch = kernels::broadcast_shapes(op, batch_a, batch_b);
+  const GemmShape gs = gemm_shape(op, sa, sb, transpose_a, transpose_b);
+  const std::size_t m = gs.m, n = gs.n, k = gs.k;
+  const Shape batch = kernels::broadcast_shapes(op, gs.batch_a, gs.batch_b);
   Shape out_shape(batch);
   out_shape.push_back(m);
   out_shape.push_back(n);
@@ -47,39 +116,24 @@ BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool trans
   T* pc = out.data();
   if (k == 0) {
     std::fill(out.begin(), out.end(), T(0));
-  } else if (m * n > 0 && batch_b.empty() && !transpose_a) {
+  } else if (m * n > 0 && gs.batch_b.empty() && !transpose_a) {
     // b is one matrix: stack a's batch into rows for a single GEMM.
     kernels::gemm(false, transpose_b, kernels::product(batch) * m, n, k, pa, pb, T(0), pc);
   } else if (m * n > 0) {
-    const auto matrices = [](kernels::Strides s, std::ptrdiff_t size) {
-      for (auto& e : s) e *= size;
+    const auto matrices = [](kernels::Strides s, std::size_t size) {
+      for (auto& e : s) e *= std::ptrdiff_t(size);
       return s;
     };
-    kernels::for_each_offset(
-        batch, matrices(kernels::broadcast_strides(batch_a, batch), std::ptrdiff_t(rows_a * cols_a)),
-        matrices(kernels::broadcast_strides(batch_b, batch), std::ptrdiff_t(rows_b * cols_b)),
-        matrices(kernels::contiguous_strides(batch), std::ptrdiff_t(m * n)),
-        [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t ic) {
-          kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + ic);
-        });
+    kernels::for_each_offset(batch, matrices(kernels::broadcast_strides(gs.batch_a, batch), m * k),
+                             matrices(kernels::broadcast_strides(gs.batch_b, batch), k * n),
+                             matrices(kernels::contiguous_strides(batch), m * n),
+                             [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t ic) {
+                               kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + ic);
+                             });
   }
   return record(op, {a, b}, std::move(out))
       .save({a, b})
-      .backward([ta = transpose_a, tb = transpose_b](const GradContext<T>& c) {
-        const BasicTensor<T>& a = c.saved[0];
-        const BasicTensor<T>& b = c.saved[1];
-        const BasicTensor<T>& g = c.grad;
-        BasicTensor<T> da, db;
-        if (c.needs_grad[0])
-          da = sum_to(ta ? (tb ? gemm(b, g, true, true) : gemm(b, g, false, true))
-                         : (tb ? gemm(g, b, false, false) : gemm(g, b, false, true)),
-                      c.input_shape(0));
-        if (c.needs_grad[1])
-          db = sum_to(tb ? (ta ? gemm(g, a, true, true) : gemm(g, a, true, false))
-                         : (ta ? gemm(a, g, false, false) : gemm(a, g, true, false)),
-                      c.input_shape(1));
-        return Grads<T>{da, db};
-      });
+      .backward([ta = transpose_a, tb = transpose_b](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
 }
 
 template <class T>

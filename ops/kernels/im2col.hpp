@@ -1,0 +1,108 @@
+// Window extraction for convolution and pooling, and its adjoint. Plain loops
+// over contiguous NCHW memory; no tape.
+//
+// For one image x: (C, H, W) and a kernel (kh, kw), im2col writes
+//   cols: (C·kh·kw, Ho·Wo),  cols[(c·kh + i)·kw + j][oh·Wo + ow] = x[c][ih][iw]
+// with ih = oh·sh - ph + i·dh, iw = ow·sw - pw + j·dw, and `pad` where
+// (ih, iw) falls outside the image. col2im adds each cols element back into the
+// x position it was read from (padding positions are dropped): its adjoint.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+namespace tg::kernels {
+
+// Kernel size, stride, padding and dilation along (height, width).
+struct Window {
+  std::size_t kh, kw;
+  std::size_t sh, sw;
+  std::size_t ph, pw;
+  std::size_t dh, dw;
+
+  // Output size along one axis; 0 if the (dilated) kernel does not fit.
+  static std::size_t out_size(std::size_t in, std::size_t k, std::size_t s, std::size_t p, std::size_t d) {
+    const std::size_t span = d * (k - 1) + 1;
+    return in + 2 * p < span ? 0 : (in + 2 * p - span) / s + 1;
+  }
+  std::size_t out_h(std::size_t h) const { return out_size(h, kh, sh, ph, dh); }
+  std::size_t out_w(std::size_t w) const { return out_size(w, kw, sw, pw, dw); }
+};
+
+// For output row `o`, the input row read by kernel tap `tap`, or -1 when it
+// falls in the padding.
+inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s, std::size_t p,
+                                   std::size_t d, std::size_t in) {
+  const std::ptrdiff_t i = std::ptrdiff_t(o * s + tap * d) - std::ptrdiff_t(p);
+  return (i >= 0 && i < std::ptrdiff_t(in)) ? i : -1;
+}
+
+// The output columns [lo, hi) whose tap j reads inside a row of width w, and
+// the offset such that they read input column ow·s + offset.
+struct ColumnRange {
+  std::size_t lo, hi;
+  std::ptrdiff_t offset;
+};
+inline ColumnRange valid_columns(std::size_t j, std::size_t w, std::size_t wo, const Window& win) {
+  const std::ptrdiff_t offset = std::ptrdiff_t(j * win.dw) - std::ptrdiff_t(win.pw);
+  const auto s = std::ptrdiff_t(win.sw);
+  // smallest ow with ow·s + offset >= 0, and one past the largest with ow·s + offset < w
+  const std::ptrdiff_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+  const std::ptrdiff_t last = std::ptrdiff_t(w) - 1 - offset;
+  const std::ptrdiff_t hi = last < 0 ? 0 : std::min<std::ptrdiff_t>(std::ptrdiff_t(wo), last / s + 1);
+  return {std::size_t(std::min<std::ptrdiff_t>(lo, hi)), std::size_t(hi), offset};
+}
+
+// Walks every (row of cols, output row oh, input row ih) for one image and
+// calls row_op(col_row_ptr_offset, image_row_offset or -1, kj) so that im2col
+// and col2im share one indexing scheme. Inner work per output row is done by
+// the caller over ow.
+template <class RowOp>
+void for_each_window_row(std::size_t channels, std::size_t h, std::size_t w, const Window& win, RowOp&& row_op) {
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w);
+  for (std::size_t c = 0; c < channels; ++c)
+    for (std::size_t i = 0; i < win.kh; ++i)
+      for (std::size_t j = 0; j < win.kw; ++j) {
+        const std::size_t row = (c * win.kh + i) * win.kw + j;
+        for (std::size_t oh = 0; oh < ho; ++oh) {
+          const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
+          row_op(row * ho * wo + oh * wo, ih < 0 ? std::ptrdiff_t(-1) : std::ptrdiff_t((c * h + std::size_t(ih)) * w), j);
+        }
+      }
+}
+
+// x: (C, H, W) -> cols: (C·kh·kw, Ho·Wo)
+template <class T>
+void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T pad, T* cols) {
+  const std::size_t wo = win.out_w(w);
+  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, std::size_t j) {
+    T* dst = cols + out;
+    if (in_row < 0) {
+      std::fill(dst, dst + wo, pad);
+      return;
+    }
+    const ColumnRange r = valid_columns(j, w, wo, win);
+    const T* src = x + in_row;  // src[ow·s + offset] is in the row for ow in [lo, hi)
+    std::fill(dst, dst + r.lo, pad);
+    if (win.sw == 1)
+      std::copy(src + (std::ptrdiff_t(r.lo) + r.offset), src + (std::ptrdiff_t(r.hi) + r.offset), dst + r.lo);
+    else
+      for (std::size_t ow = r.lo; ow < r.hi; ++ow) dst[ow] = src[std::ptrdiff_t(ow * win.sw) + r.offset];
+    std::fill(dst + r.hi, dst + wo, pad);
+  });
+}
+
+// cols: (C·kh·kw, Ho·Wo) -> x: (C, H, W), accumulated into x (zero it first).
+template <class T>
+void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T* x) {
+  const std::size_t wo = win.out_w(w);
+  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, std::size_t j) {
+    if (in_row < 0) return;
+    const ColumnRange r = valid_columns(j, w, wo, win);
+    const T* src = cols + out;
+    T* dst = x + in_row;
+    for (std::size_t ow = r.lo; ow < r.hi; ++ow) dst[std::ptrdiff_t(ow * win.sw) + r.offset] += src[ow];
+  });
+}
+
+}  // namespace tg::kernels

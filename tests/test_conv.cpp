@@ -1,0 +1,378 @@
+// Convolution and pooling: gradients by finite differences, values against a
+// direct convolution, the kernel gradient against an explicit sum, and the
+// convolution against the constrained dense layer it is.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include <tapegrad/tapegrad.hpp>
+
+using tg::DTensor;
+using tg::Shape;
+using Inputs = std::vector<DTensor>;
+
+namespace {
+
+struct ConvConfig {
+  std::size_t n, c_in, c_out, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  bool bias;
+
+  std::size_t ho() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  std::size_t wo() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+  std::string str() const {
+    std::ostringstream s;
+    s << "x (" << n << ", " << c_in << ", " << h << ", " << w << "), w (" << c_out << ", " << c_in / groups << ", " << kh
+      << ", " << kw << "), stride (" << sh << ", " << sw << "), padding (" << ph << ", " << pw << "), dilation (" << dh
+      << ", " << dw << "), groups " << groups << (bias ? ", bias" : "");
+    return s.str();
+  }
+  DTensor conv(const Inputs& in) const {
+    return tg::conv2d(in[0], in[1], bias ? in[2] : DTensor(), {sh, sw}, {ph, pw}, {dh, dw}, groups);
+  }
+};
+
+std::ptrdiff_t source(std::size_t o, std::size_t tap, std::size_t s, std::size_t p, std::size_t d, std::size_t size);
+
+// Whether some window reads some input element (not only padding).
+bool touches_input(const ConvConfig& c) {
+  bool rows = false, columns = false;
+  for (std::size_t o = 0; o < c.ho(); ++o)
+    for (std::size_t i = 0; i < c.kh; ++i) rows |= source(o, i, c.sh, c.ph, c.dh, c.h) >= 0;
+  for (std::size_t o = 0; o < c.wo(); ++o)
+    for (std::size_t j = 0; j < c.kw; ++j) columns |= source(o, j, c.sw, c.pw, c.dw, c.w) >= 0;
+  return rows && columns;
+}
+
+// A random valid configuration in which some window sees the input; about one
+// in four has a kernel as large as the padded input (an output of size 1).
+ConvConfig random_config(tg::Generator& g) {
+  ConvConfig c{};
+  c.groups = 1 + g.below(2);
+  c.n = 1 + g.below(2);
+  c.c_in = c.groups * (1 + g.below(2));
+  c.c_out = c.groups * (1 + g.below(2));
+  c.kh = 1 + g.below(3);
+  c.kw = 1 + g.below(3);
+  c.sh = 1 + g.below(2);
+  c.sw = 1 + g.below(3);
+  c.ph = g.below(2);
+  c.pw = g.below(3);
+  c.dh = 1 + g.below(2);
+  c.dw = 1 + g.below(2);
+  const std::size_t span_h = c.dh * (c.kh - 1) + 1, span_w = c.dw * (c.kw - 1) + 1;
+  const bool tight = g.below(4) == 0;
+  c.h = std::max<std::size_t>(1, span_h > 2 * c.ph ? span_h - 2 * c.ph : 1) + (tight ? 0 : g.below(4));
+  c.w = std::max<std::size_t>(1, span_w > 2 * c.pw ? span_w - 2 * c.pw : 1) + (tight ? 0 : g.below(4));
+  c.bias = g.below(2) == 1;
+  return touches_input(c) ? c : random_config(g);
+}
+
+DTensor random_tensor(const Shape& s, tg::Generator& g) {
+  DTensor t = tg::rand<double>(s, g, -1.0, 1.0);
+  t.requires_grad_();
+  return t;
+}
+
+Inputs conv_inputs(const ConvConfig& c, tg::Generator& g) {
+  Inputs in{random_tensor({c.n, c.c_in, c.h, c.w}, g), random_tensor({c.c_out, c.c_in / c.groups, c.kh, c.kw}, g)};
+  if (c.bias) in.push_back(random_tensor({c.c_out}, g));
+  return in;
+}
+
+// The input element read by output (oh, ow) through tap (i, j), or -1 in padding.
+std::ptrdiff_t source(std::size_t o, std::size_t tap, std::size_t s, std::size_t p, std::size_t d, std::size_t size) {
+  const std::ptrdiff_t i = std::ptrdiff_t(o * s + tap * d) - std::ptrdiff_t(p);
+  return i >= 0 && i < std::ptrdiff_t(size) ? i : -1;
+}
+
+// A direct convolution, written independently of the library.
+xt::xarray<double> naive_conv(const ConvConfig& c, const xt::xarray<double>& x, const xt::xarray<double>& w,
+                              const xt::xarray<double>* b) {
+  xt::xarray<double> y = xt::zeros<double>({c.n, c.c_out, c.ho(), c.wo()});
+  const std::size_t cin_g = c.c_in / c.groups, cout_g = c.c_out / c.groups;
+  for (std::size_t n = 0; n < c.n; ++n)
+    for (std::size_t co = 0; co < c.c_out; ++co)
+      for (std::size_t oh = 0; oh < c.ho(); ++oh)
+        for (std::size_t ow = 0; ow < c.wo(); ++ow) {
+          double acc = b ? (*b)(co) : 0.0;
+          const std::size_t group = co / cout_g;
+          for (std::size_t ci = 0; ci < cin_g; ++ci)
+            for (std::size_t i = 0; i < c.kh; ++i)
+              for (std::size_t j = 0; j < c.kw; ++j) {
+                const auto ih = source(oh, i, c.sh, c.ph, c.dh, c.h), iw = source(ow, j, c.sw, c.pw, c.dw, c.w);
+                if (ih >= 0 && iw >= 0) acc += w(co, ci, i, j) * x(n, group * cin_g + ci, std::size_t(ih), std::size_t(iw));
+              }
+          y(n, co, oh, ow) = acc;
+        }
+  return y;
+}
+
+}  // namespace
+
+// ---- gradients ----------------------------------------------------------------
+
+TEST_CASE("im2col and col2im: gradcheck and gradgradcheck") {
+  tg::Generator g(11);
+  for (int draw = 0; draw < 12; ++draw) {
+    const ConvConfig c = random_config(g);
+    CAPTURE(c.str());
+    const tg::Size2 k(c.kh, c.kw), s(c.sh, c.sw), p(c.ph, c.pw), d(c.dh, c.dw);
+    const DTensor x = random_tensor({c.n, c.c_in, c.h, c.w}, g);
+    auto im2col = [&](const Inputs& in) { return tg::im2col(in[0], k, s, p, d); };
+    CHECK(tg::gradcheck(im2col, {x}).passed);
+    CHECK(tg::gradgradcheck(im2col, {x}).passed);
+    const DTensor cols = random_tensor({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g);
+    auto col2im = [&](const Inputs& in) { return tg::col2im(in[0], {c.h, c.w}, k, s, p, d); };
+    CHECK(tg::gradcheck(col2im, {cols}).passed);
+    CHECK(tg::gradgradcheck(col2im, {cols}).passed);
+  }
+}
+
+TEST_CASE("im2col and col2im are adjoint: <im2col(x), y> = <x, col2im(y)>") {
+  tg::Generator g(12);
+  for (int draw = 0; draw < 20; ++draw) {
+    const ConvConfig c = random_config(g);
+    CAPTURE(c.str());
+    const tg::Size2 k(c.kh, c.kw), s(c.sh, c.sw), p(c.ph, c.pw), d(c.dh, c.dw);
+    const DTensor x = tg::randn<double>({c.n, c.c_in, c.h, c.w}, g);
+    const DTensor y = tg::randn<double>({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g);
+    const double lhs = xt::sum(tg::im2col(x, k, s, p, d).value() * y.value())();
+    const double rhs = xt::sum(x.value() * tg::col2im(y, {c.h, c.w}, k, s, p, d).value())();
+    CHECK(lhs == doctest::Approx(rhs));
+  }
+}
+
+TEST_CASE("conv2d: gradcheck and gradgradcheck over strides, paddings, dilations, groups, bias") {
+  tg::Generator g(13);
+  for (int draw = 0; draw < 30; ++draw) {
+    const ConvConfig c = random_config(g);
+    CAPTURE(c.str());
+    const Inputs in = conv_inputs(c, g);
+    auto f = [&](const Inputs& args) { return c.conv(args); };
+    const auto first = tg::gradcheck(f, in);
+    INFO(first.message);
+    CHECK(first.passed);
+    const auto second = tg::gradgradcheck(f, in);
+    INFO(second.message);
+    CHECK(second.passed);
+  }
+}
+
+TEST_CASE("depthwise conv2d and conv1d: gradcheck") {
+  tg::Generator g(14);
+  const DTensor x = random_tensor({2, 3, 5, 4}, g), w = random_tensor({6, 1, 3, 2}, g), b = random_tensor({6}, g);
+  CHECK(tg::gradcheck([](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], 1, {1, 0}, 1, 3); }, {x, w, b}).passed);
+  const DTensor x1 = random_tensor({2, 4, 9}, g), w1 = random_tensor({2, 2, 3}, g), b1 = random_tensor({2}, g);
+  auto f1 = [](const Inputs& in) { return tg::conv1d(in[0], in[1], in[2], 2, 1, 2, 2); };
+  CHECK(tg::gradcheck(f1, {x1, w1, b1}).passed);
+  CHECK(tg::gradgradcheck(f1, {x1, w1, b1}).passed);
+}
+
+TEST_CASE("max_pool2d and avg_pool2d: gradcheck and gradgradcheck") {
+  tg::Generator g(15);
+  for (int draw = 0; draw < 12; ++draw) {
+    const std::size_t kh = 1 + g.below(3), kw = 1 + g.below(3), sh = 1 + g.below(3), sw = 1 + g.below(2);
+    const std::size_t ph = g.below(kh / 2 + 1), pw = g.below(kw / 2 + 1);
+    const DTensor x = random_tensor({1 + g.below(2), 1 + g.below(3), kh + g.below(4), kw + g.below(4)}, g);
+    CAPTURE(draw);
+    auto maxp = [&](const Inputs& in) { return tg::max_pool2d(in[0], {kh, kw}, {sh, sw}, {ph, pw}); };
+    auto avgp = [&](const Inputs& in) { return tg::avg_pool2d(in[0], {kh, kw}, {sh, sw}, {ph, pw}); };
+    CHECK(tg::gradcheck(maxp, {x}).passed);
+    CHECK(tg::gradgradcheck(maxp, {x}).passed);
+    CHECK(tg::gradcheck(avgp, {x}).passed);
+    CHECK(tg::gradgradcheck(avgp, {x}).passed);
+  }
+}
+
+// ---- values ---------------------------------------------------------------------
+
+TEST_CASE("conv2d equals a direct convolution") {
+  tg::Generator g(16);
+  for (int draw = 0; draw < 40; ++draw) {
+    const ConvConfig c = random_config(g);
+    CAPTURE(c.str());
+    const Inputs in = conv_inputs(c, g);
+    const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
+    const DTensor y = c.conv(in);
+    REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
+    CHECK(xt::allclose(y.value(), want));
+  }
+}
+
+TEST_CASE("the kernel gradient is the upstream gradient times the input patch, summed over batch and positions") {
+  tg::Generator g(17);
+  for (int draw = 0; draw < 20; ++draw) {
+    const ConvConfig c = random_config(g);
+    CAPTURE(c.str());
+    const Inputs in = conv_inputs(c, g);
+    const DTensor upstream = tg::randn<double>({c.n, c.c_out, c.ho(), c.wo()}, g);
+    c.conv(in).backward(upstream);
+    const auto& x = in[0].value();
+    const auto& dy = upstream.value();
+    const std::size_t cin_g = c.c_in / c.groups, cout_g = c.c_out / c.groups;
+    xt::xarray<double> dw = xt::zeros<double>({c.c_out, cin_g, c.kh, c.kw});
+    xt::xarray<double> db = xt::zeros<double>({c.c_out});
+    for (std::size_t n = 0; n < c.n; ++n)  // every image of the batch
+      for (std::size_t co = 0; co < c.c_out; ++co)
+        for (std::size_t oh = 0; oh < c.ho(); ++oh)  // every output position
+          for (std::size_t ow = 0; ow < c.wo(); ++ow) {
+            db(co) += dy(n, co, oh, ow);
+            for (std::size_t ci = 0; ci < cin_g; ++ci)
+              for (std::size_t i = 0; i < c.kh; ++i)
+                for (std::size_t j = 0; j < c.kw; ++j) {
+                  const auto ih = source(oh, i, c.sh, c.ph, c.dh, c.h), iw = source(ow, j, c.sw, c.pw, c.dw, c.w);
+                  if (ih >= 0 && iw >= 0)
+                    dw(co, ci, i, j) += dy(n, co, oh, ow) * x(n, (co / cout_g) * cin_g + ci, std::size_t(ih), std::size_t(iw));
+                }
+          }
+    CHECK(xt::allclose(in[1].grad().value(), dw));
+    if (c.bias) CHECK(xt::allclose(in[2].grad().value(), db));
+  }
+}
+
+TEST_CASE("a convolution is a dense layer with tied weights and zeros outside each window") {
+  tg::Generator g(18);
+  for (int draw = 0; draw < 8; ++draw) {
+    ConvConfig c = random_config(g);
+    c.groups = 1;
+    c.c_in = 1 + g.below(2);
+    c.c_out = 1 + g.below(2);
+    c.bias = false;
+    CAPTURE(c.str());
+    const Inputs in = conv_inputs(c, g);
+    const auto& w = in[1].value();
+    // dense: (C_out·Ho·Wo, C_in·H·W); entry (co, oh, ow) x (ci, ih, iw) is the
+    // kernel weight that connects them, or 0.
+    const std::size_t rows = c.c_out * c.ho() * c.wo(), cols = c.c_in * c.h * c.w;
+    xt::xarray<double> dense = xt::zeros<double>({rows, cols});
+    xt::xarray<int> tie = xt::xarray<int>::from_shape({rows, cols});
+    tie.fill(-1);  // index of the shared kernel weight, -1 outside every window
+    for (std::size_t co = 0; co < c.c_out; ++co)
+      for (std::size_t oh = 0; oh < c.ho(); ++oh)
+        for (std::size_t ow = 0; ow < c.wo(); ++ow)
+          for (std::size_t ci = 0; ci < c.c_in; ++ci)
+            for (std::size_t i = 0; i < c.kh; ++i)
+              for (std::size_t j = 0; j < c.kw; ++j) {
+                const auto ih = source(oh, i, c.sh, c.ph, c.dh, c.h), iw = source(ow, j, c.sw, c.pw, c.dw, c.w);
+                if (ih < 0 || iw < 0) continue;
+                const std::size_t r = (co * c.ho() + oh) * c.wo() + ow;
+                const std::size_t q = (ci * c.h + std::size_t(ih)) * c.w + std::size_t(iw);
+                dense(r, q) += w(co, ci, i, j);
+                tie(r, q) = int(((co * c.c_in + ci) * c.kh + i) * c.kw + j);
+              }
+    DTensor dense_w(dense, true);
+    const DTensor x_flat = tg::reshape(in[0], Shape{c.n, cols}).detach();
+    const DTensor y_dense = tg::linear(x_flat, dense_w);  // (N, C_out·Ho·Wo)
+    const DTensor y_conv = c.conv(in);
+    CHECK(xt::allclose(y_dense.value(), tg::reshape(y_conv, Shape{c.n, rows}).value()));
+
+    // Same upstream gradient through both.
+    const DTensor upstream = tg::randn<double>({c.n, rows}, g);
+    y_dense.backward(upstream);
+    y_conv.backward(tg::reshape(upstream, Shape{c.n, c.c_out, c.ho(), c.wo()}).detach());
+    xt::xarray<double> tied_sum = xt::zeros<double>({w.size()});
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t q = 0; q < cols; ++q)
+        if (tie(r, q) >= 0) tied_sum(std::size_t(tie(r, q))) += dense_w.grad().value()(r, q);
+    CHECK(xt::allclose(tg::reshape(in[1].grad(), Shape{w.size()}).value(), tied_sum));
+  }
+}
+
+TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a max") {
+  tg::Generator g(19);
+  const DTensor x = tg::randn<double>({2, 3, 7, 6}, g) - 5.0;  // all negative: zero padding would win
+  const std::size_t k = 3, s = 2, p = 1;
+  const auto mp = tg::max_pool2d(x, k, s, p).value();
+  const auto ap = tg::avg_pool2d(x, k, s, p).value();
+  const std::size_t ho = (7 + 2 * p - k) / s + 1, wo = (6 + 2 * p - k) / s + 1;
+  REQUIRE(mp.shape() == xt::xarray<double>::shape_type{2, 3, ho, wo});
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t ch = 0; ch < 3; ++ch)
+      for (std::size_t oh = 0; oh < ho; ++oh)
+        for (std::size_t ow = 0; ow < wo; ++ow) {
+          double best = -std::numeric_limits<double>::infinity(), total = 0;
+          for (std::size_t i = 0; i < k; ++i)
+            for (std::size_t j = 0; j < k; ++j) {
+              const auto ih = source(oh, i, s, p, 1, 7), iw = source(ow, j, s, p, 1, 6);
+              if (ih < 0 || iw < 0) continue;
+              const double v = x.value()(n, ch, std::size_t(ih), std::size_t(iw));
+              best = std::max(best, v);
+              total += v;
+            }
+          CHECK(mp(n, ch, oh, ow) == best);
+          CHECK(ap(n, ch, oh, ow) == doctest::Approx(total / double(k * k)));
+        }
+  CHECK(tg::max_pool2d(x, 2).shape() == Shape{2, 3, 3, 3});  // stride defaults to the kernel
+}
+
+TEST_CASE("max_pool2d splits the gradient between tied maxima of a window") {
+  DTensor x(xt::xarray<double>{{{{1.0, 4.0}, {4.0, 2.0}}}}, true);  // (1, 1, 2, 2), two maxima
+  tg::sum(tg::max_pool2d(x, 2)).backward();
+  CHECK(x.grad().value() == xt::xarray<double>{{{{0.0, 0.5}, {0.5, 0.0}}}});
+}
+
+TEST_CASE("conv1d equals the direct 1-d convolution") {
+  tg::Generator g(20);
+  const DTensor x = tg::randn<double>({2, 3, 10}, g), w = tg::randn<double>({4, 3, 3}, g), b = tg::randn<double>({4}, g);
+  const std::size_t stride = 2, pad = 1, dil = 2, lo = (10 + 2 * pad - dil * 2 - 1) / stride + 1;
+  const auto y = tg::conv1d(x, w, b, stride, pad, dil).value();
+  REQUIRE(y.shape() == xt::xarray<double>::shape_type{2, 4, lo});
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t co = 0; co < 4; ++co)
+      for (std::size_t o = 0; o < lo; ++o) {
+        double acc = b.value()(co);
+        for (std::size_t ci = 0; ci < 3; ++ci)
+          for (std::size_t t = 0; t < 3; ++t) {
+            const auto i = source(o, t, stride, pad, dil, 10);
+            if (i >= 0) acc += w.value()(co, ci, t) * x.value()(n, ci, std::size_t(i));
+          }
+        CHECK(y(n, co, o) == doctest::Approx(acc));
+      }
+}
+
+TEST_CASE("the tape of a conv shows its composition: im2col, matmul, reshape, add") {
+  tg::tape().clear();
+  tg::Generator g(21);
+  const tg::Tensor x = tg::randn<float>({2, 1, 5, 5}, g);
+  tg::Tensor w = tg::randn<float>({3, 1, 3, 3}, g).requires_grad_();
+  tg::Tensor b = tg::zeros<float>({3}, true);
+  const tg::Tensor y = tg::conv2d(x, w, b, 1, 1);
+  // x needs no gradient, so im2col is not recorded: its output is a constant.
+  std::vector<std::string> ops;
+  for (std::size_t i = 0; i < tg::tape().size(); ++i) ops.push_back(tg::tape()[i].op);
+  CHECK(ops == std::vector<std::string>{"reshape", "matmul", "reshape", "reshape", "add"});
+  tg::tape().clear();
+  tg::conv2d(x.detach().requires_grad_(), w, b, 1, 1);
+  CHECK(tg::tape()[0].op == "im2col");
+  tg::tape().clear();
+}
+
+// ---- errors ---------------------------------------------------------------------
+
+TEST_CASE("conv and pooling errors name the op and the shapes") {
+  tg::Generator g(22);
+  const tg::Tensor x = tg::randn<float>({1, 3, 5, 5}, g);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 4, 3, 3}, g)),
+                       doctest::Contains("conv2d: input (1, 3, 5, 5) has 3 channels but weight (2, 4, 3, 3)"),
+                       tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 7, 3}, g)),
+                       doctest::Contains("conv2d: kernel (7, 3) with dilation (1, 1) is larger than the padded input (5, 5)"),
+                       tg::ShapeError);
+  CHECK(tg::conv2d(x, tg::randn<float>({2, 3, 7, 3}, g), {}, 1, 1).shape() == Shape{1, 2, 1, 5});
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 3, 3}, g), {}, 0),
+                       doctest::Contains("conv2d: stride must be positive, got (0, 0)"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 3, 3}, g), tg::zeros<float>({3})),
+                       doctest::Contains("conv2d: bias must have shape (2,), got (3,)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(tg::randn<float>({3, 5, 5}, g), tg::randn<float>({2, 3, 3, 3}, g)),
+                       doctest::Contains("conv2d: input must have shape (N, C, H, W), got (3, 5, 5)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({3, 1, 3, 3}, g), {}, 1, 0, 1, 2),
+                       doctest::Contains("groups = 2"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 7), doctest::Contains("max_pool2d: kernel (7, 7)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 2, 2, 2), doctest::Contains("max_pool2d: padding (2, 2) must be at most half"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::col2im(tg::zeros<float>({1, 5, 9}), {5, 5}, 2), doctest::Contains("col2im"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv1d(x, tg::randn<float>({2, 3, 3}, g)), doctest::Contains("conv1d: input must have shape (N, C, L)"),
+                       tg::ShapeError);
+}
