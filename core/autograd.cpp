@@ -29,19 +29,14 @@ std::string Node<T>::input_label(std::size_t i) const {
 template <class T>
 std::size_t Node<T>::saved_bytes() const {
   std::size_t elements = 0;
-  for (const auto& t : saved) elements += t.numel();
+  for (const auto& t : saved)
+    if (t.defined()) elements += t.numel();
   if (saves_output) {
     std::size_t n = 1;
     for (auto d : out_shape) n *= d;
     elements += n;
   }
   return elements * sizeof(T);
-}
-
-template <class T>
-void Node<T>::release_saved() {
-  saved.clear();
-  saves_output = false;
 }
 
 // ---- recording -------------------------------------------------------------
@@ -58,7 +53,10 @@ BasicTensor<T> Recorder<T>::backward(BackwardRule<T> rule) {
   auto node = std::make_unique<Node<T>>();
   node->op = op_;
   node->inputs.reserve(inputs_.size());
-  for (const auto& in : inputs_) node->inputs.push_back(in.impl());
+  for (const auto& in : inputs_) {
+    node->inputs.push_back(in.impl());
+    node->needs_grad.push_back(in.requires_grad());
+  }
   node->output = out.impl();
   node->out_shape = out.shape();
   node->saved = std::move(saved_);
@@ -218,9 +216,7 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
 
     const BasicTensor<T> g = take_pending(*out);
     if (retain_graph) node->grad_norm = l2_norm(g.value());
-    std::vector<bool> needs_grad(node->inputs.size());
-    for (std::size_t j = 0; j < needs_grad.size(); ++j) needs_grad[j] = node->inputs[j]->requires_grad;
-
+    const std::vector<bool>& needs_grad = node->needs_grad;
     const BasicTensor<T> output(out);
     const Grads<T> grads = node->rule(GradContext<T>{g, output, node->saved, needs_grad, node->inputs});
     if (grads.size() != node->inputs.size())
@@ -246,10 +242,7 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
     const BasicTensor<T> g = take_pending(*impl);
     if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, g, create_graph);
   }
-  if (!retain_graph) {
-    for (auto id : consumed) tp.find(id)->release_saved();
-    tp.remove(consumed);
-  }
+  if (!retain_graph) tp.remove(consumed);  // frees their saved tensors
   if (wanted_grads) *wanted_grads = std::move(found);
 }
 

@@ -35,7 +35,7 @@ struct GradContext {
   const BasicTensor<T>& grad;                // dL/d(output), the output's shape
   const BasicTensor<T>& output;              // the op's result (when saves_output())
   const std::vector<BasicTensor<T>>& saved;  // what save() kept, in order
-  const std::vector<bool>& needs_grad;       // one flag per input
+  const std::vector<bool>& needs_grad;       // one flag per input, fixed when the op ran
   const std::vector<std::shared_ptr<TensorImpl<T>>>& inputs;  // for shapes; values via saved
 
   Shape input_shape(std::size_t i) const {
@@ -52,6 +52,7 @@ template <class T>
 class Node final : public TapeEntry {
  public:
   std::vector<std::shared_ptr<TensorImpl<T>>> inputs;
+  std::vector<bool> needs_grad;  // per input, as it was when the op ran
   std::weak_ptr<TensorImpl<T>> output;  // weak: a dead output means a dead entry
   Shape out_shape;
   std::vector<BasicTensor<T>> saved;
@@ -62,13 +63,12 @@ class Node final : public TapeEntry {
   std::size_t num_inputs() const override { return inputs.size(); }
   Shape input_shape(std::size_t i) const override;
   std::string input_label(std::size_t i) const override;
-  bool input_requires_grad(std::size_t i) const override { return inputs[i]->requires_grad; }
+  bool input_requires_grad(std::size_t i) const override { return needs_grad[i]; }
   std::uint64_t input_creator(std::size_t i) const override { return inputs[i]->creator; }
   const void* input_identity(std::size_t i) const override { return inputs[i].get(); }
   Shape output_shape() const override { return out_shape; }
   bool output_alive() const override { return !output.expired(); }
   std::size_t saved_bytes() const override;
-  void release_saved() override;
 };
 
 // Builds an op's result and, when some input requires grad and grad mode is
@@ -109,6 +109,13 @@ Recorder<T> record(const char* op, std::initializer_list<BasicTensor<T>> inputs,
 template <class T>
 Recorder<T> record(const char* op, std::vector<BasicTensor<T>> inputs, xt::xarray<T>&& value) {
   return Recorder<T>(op, std::move(inputs), std::move(value));
+}
+
+// `t` when `needed`, else an undefined tensor: an input is saved only if the
+// rule that reads it will run, e.g. mul keeps a only when b requires grad.
+template <class T>
+BasicTensor<T> save_if(bool needed, const BasicTensor<T>& t) {
+  return needed ? t : BasicTensor<T>();
 }
 
 // Whether an op with these inputs would be recorded.

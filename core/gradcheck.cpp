@@ -1,5 +1,6 @@
 #include "gradcheck.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <ostream>
 #include <sstream>
@@ -128,6 +129,8 @@ GradcheckReport gradgradcheck(const DFunction& f, const std::vector<DTensor>& in
                               const GradcheckOptions& options) {
   // The checked function takes the inputs plus a direction v for the output
   // and returns the first-order gradients d<f(x), v>/dx, built with create_graph.
+  if (std::none_of(inputs.begin(), inputs.end(), [](const DTensor& x) { return x.requires_grad(); }))
+    throw ValueError("gradgradcheck: no input requires grad");
   DTensor y;
   {
     NoGradGuard no_grad;

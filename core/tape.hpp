@@ -59,7 +59,6 @@ class TapeEntry {
   virtual Shape output_shape() const = 0;
   virtual bool output_alive() const = 0;
   virtual std::size_t saved_bytes() const = 0;
-  virtual void release_saved() = 0;
 };
 
 class Tape {

@@ -50,7 +50,7 @@ BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
   return record("mul", {a, b}, kernels::map("mul", a.value(), b.value(), [](T x, T y) { return x * y; }))
-      .save({a, b})
+      .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
       .backward([](const GradContext<T>& c) {
         const BasicTensor<T>& a = c.saved[0];
         const BasicTensor<T>& b = c.saved[1];
@@ -63,7 +63,7 @@ BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 template <class T>
 BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
   return record("div", {a, b}, kernels::map("div", a.value(), b.value(), [](T x, T y) { return x / y; }))
-      .save({a, b})
+      .save({save_if(b.requires_grad(), a), b})
       .backward([](const GradContext<T>& c) {
         const BasicTensor<T>& a = c.saved[0];
         const BasicTensor<T>& b = c.saved[1];

@@ -90,7 +90,7 @@ BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, 
     }
   }
   return record("matmul_batch_sum", {a, b}, std::move(out))
-      .save({a, b})
+      .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
       .backward([ta, tb](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
 }
 
@@ -104,7 +104,13 @@ BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool trans
   const Shape sa = a.shape(), sb = b.shape();
   const GemmShape gs = gemm_shape(op, sa, sb, transpose_a, transpose_b);
   const std::size_t m = gs.m, n = gs.n, k = gs.k;
-  const Shape batch = kernels::broadcast_shapes(op, gs.batch_a, gs.batch_b);
+  Shape batch;
+  try {
+    batch = kernels::broadcast_shapes(op, gs.batch_a, gs.batch_b);
+  } catch (const ShapeError&) {
+    throw ShapeError(std::string(op) + ": batch dimensions " + shape_str(gs.batch_a) + " and " +
+                     shape_str(gs.batch_b) + " do not broadcast in " + shape_str(sa) + " @ " + shape_str(sb));
+  }
   Shape out_shape(batch);
   out_shape.push_back(m);
   out_shape.push_back(n);
@@ -132,7 +138,7 @@ BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool trans
                              });
   }
   return record(op, {a, b}, std::move(out))
-      .save({a, b})
+      .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
       .backward([ta = transpose_a, tb = transpose_b](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
 }
 
