@@ -211,35 +211,30 @@ constexpr int kDraws = 8;  // random shapes per case
 
 }  // namespace
 
-TEST_CASE("gradcheck: every op, random shapes") {
+// Runs `check` (gradcheck or gradgradcheck) on every case for kDraws random shapes.
+void check_every_op(const std::function<tg::GradcheckReport(const tg::DFunction&, const Inputs&)>& check,
+                    std::uint64_t seed) {
   for (const auto& c : op_cases()) {
     for (int draw = 0; draw < kDraws; ++draw) {
-      tg::Generator gen(1000 * draw + c.name.size());
+      tg::Generator gen(seed + 1000 * std::uint64_t(draw) + c.name.size());
       Inputs inputs;
       for (const auto& s : c.shapes(gen)) inputs.push_back(random_input(s, c.domain, gen));
       CAPTURE(c.name);
       CAPTURE(draw);
-      const tg::GradcheckReport report = tg::gradcheck(c.f, inputs);
-      INFO(report.message);
-      CHECK(report.passed);
-    }
-  }
-}
-
-TEST_CASE("gradgradcheck: every op, random shapes") {
-  for (const auto& c : op_cases()) {
-    for (int draw = 0; draw < kDraws; ++draw) {
-      tg::Generator gen(7000 + 1000 * draw + c.name.size());
-      Inputs inputs;
-      for (const auto& s : c.shapes(gen)) inputs.push_back(random_input(s, c.domain, gen));
-      CAPTURE(c.name);
-      CAPTURE(draw);
-      const tg::GradcheckReport report = tg::gradgradcheck(c.f, inputs);
+      const tg::GradcheckReport report = check(c.f, inputs);
       INFO(report.message);
       CHECK(report.passed);
     }
   }
   tg::tape().clear();
+}
+
+TEST_CASE("gradcheck: every op, random shapes") {
+  check_every_op([](const tg::DFunction& f, const Inputs& in) { return tg::gradcheck(f, in); }, 0);
+}
+
+TEST_CASE("gradgradcheck: every op, random shapes") {
+  check_every_op([](const tg::DFunction& f, const Inputs& in) { return tg::gradgradcheck(f, in); }, 7000);
 }
 
 // ---- values against independent computations ------------------------------------

@@ -63,25 +63,21 @@ bool ends_with(const std::string& text, const std::string& tail) {
 
 // ---- custom ops, written as core/autograd.hpp shows -------------------------
 
-// y = x³, dy/dx = 3x²
-tg::DTensor cube(const tg::DTensor& x) {
-  return tg::record("cube", {x}, xt::xarray<double>(xt::pow(x.value(), 3)))
+// y = x³ with the rule dy/dx = factor·x²: right for 3, wrong otherwise.
+tg::DTensor cube_with_rule_factor(const tg::DTensor& x, double factor) {
+  return tg::record(factor == 3.0 ? "cube" : "bad_cube", {x}, xt::xarray<double>(xt::pow(x.value(), 3)))
       .save({x})
-      .backward([](const tg::GradContext<double>& c) {
+      .backward([factor](const tg::GradContext<double>& c) {
         const auto& x = c.saved[0];
-        return tg::Grads<double>{c.grad * 3.0 * x * x};
+        return tg::Grads<double>{c.grad * factor * x * x};
       });
 }
 
+// y = x³, dy/dx = 3x²
+tg::DTensor cube(const tg::DTensor& x) { return cube_with_rule_factor(x, 3.0); }
+
 // The same op with a wrong rule (2x² instead of 3x²), for gradcheck to reject.
-tg::DTensor bad_cube(const tg::DTensor& x) {
-  return tg::record("bad_cube", {x}, xt::xarray<double>(xt::pow(x.value(), 3)))
-      .save({x})
-      .backward([](const tg::GradContext<double>& c) {
-        const auto& x = c.saved[0];
-        return tg::Grads<double>{c.grad * 2.0 * x * x};
-      });
-}
+tg::DTensor bad_cube(const tg::DTensor& x) { return cube_with_rule_factor(x, 2.0); }
 
 // y = ln(1 + e^x), dy/dx = sigmoid(x)
 tg::DTensor softplus(const tg::DTensor& x) {
