@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/random.hpp"
+#include "core/storage.hpp"
 #include "core/tape.hpp"
 #include "core/tensor.hpp"
 #include "ops/conv.hpp"

@@ -8,6 +8,7 @@
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // (one command line).
 #include <cblas.h>
+#include <sys/resource.h>
 
 #include <cstddef>
 #include <memory>
@@ -19,6 +20,28 @@
 #include <tapegrad/tapegrad.hpp>
 
 namespace {
+
+// Minor page faults of this process so far: first touches of fresh memory.
+long minor_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+// Reports the page faults taken inside the timed loop, per iteration. Read
+// once before and once after the loop, so it adds nothing to the timings.
+class FaultCounter {
+ public:
+  explicit FaultCounter(benchmark::State& state) : state_(state), start_(minor_faults()) {}
+  ~FaultCounter() {
+    state_.counters["faults/iter"] = benchmark::Counter(
+        double(minor_faults() - start_), benchmark::Counter::kAvgIterations);
+  }
+
+ private:
+  benchmark::State& state_;
+  long start_;
+};
 
 // ============================================================================
 // Elementwise chain: y = relu(a * b + c) * 0.5f
@@ -48,6 +71,7 @@ void set_items(benchmark::State& state) {
 // Nothing requires grad: no op is recorded.
 void BM_Chain_Forward_NoGrad(benchmark::State& state) {
   ChainInputs in(false);
+  FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
     benchmark::DoNotOptimize(y.data());
@@ -58,6 +82,7 @@ void BM_Chain_Forward_NoGrad(benchmark::State& state) {
 // The inputs require grad: all four ops are recorded, then the tape is cleared.
 void BM_Chain_Forward_Recorded(benchmark::State& state) {
   ChainInputs in(true);
+  FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
     benchmark::DoNotOptimize(y.data());
@@ -69,6 +94,7 @@ void BM_Chain_Forward_Recorded(benchmark::State& state) {
 // sum(y).backward(), then the leaves' gradients are dropped.
 void BM_Chain_ForwardBackward(benchmark::State& state) {
   ChainInputs in(true);
+  FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
     tg::sum(y).backward();
@@ -98,6 +124,7 @@ void BM_Chain_Bare_PerOp(benchmark::State& state) {
   std::vector<float> t1(n), t2(n), t3(n), y(n);
   const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
   float *p1 = t1.data(), *p2 = t2.data(), *p3 = t3.data(), *py = y.data();
+  FaultCounter faults(state);
   for (auto _ : state) {
     for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
     benchmark::ClobberMemory();
@@ -119,6 +146,7 @@ void BM_Chain_Bare_PerOpFreshBuffers(benchmark::State& state) {
   BareChain in;
   const std::size_t n = kChainSize;
   const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  FaultCounter faults(state);
   for (auto _ : state) {
     std::unique_ptr<float[]> t1(new float[n]), t2(new float[n]), t3(new float[n]), y(new float[n]);
     float *p1 = t1.get(), *p2 = t2.get(), *p3 = t3.get(), *py = y.get();
@@ -142,6 +170,7 @@ void BM_Chain_Bare_Fused(benchmark::State& state) {
   std::vector<float> y(n);
   const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
   float* py = y.data();
+  FaultCounter faults(state);
   for (auto _ : state) {
     for (std::size_t i = 0; i < n; ++i) {
       const float z = a[i] * b[i] + c[i];
@@ -162,6 +191,7 @@ void BM_Chain_Bare_ForwardBackward_PerOp(benchmark::State& state) {
   const std::size_t n = kChainSize;
   std::vector<float> t1(n), t2(n), t3(n), y(n), gy(n), gt3(n), gt2(n), ga(n), gb(n), gc(n);
   const float *a = in.a.data(), *b = in.b.data(), *c = in.c.data();
+  FaultCounter faults(state);
   for (auto _ : state) {
     for (std::size_t i = 0; i < n; ++i) t1[i] = a[i] * b[i];
     benchmark::ClobberMemory();
@@ -216,6 +246,7 @@ struct MatmulInputs {
 
 void BM_Matmul_Forward(benchmark::State& state) {
   MatmulInputs in(false);
+  FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor c = tg::matmul(in.a, in.b);
     benchmark::DoNotOptimize(c.data());
@@ -227,6 +258,7 @@ void BM_Matmul_Forward(benchmark::State& state) {
 void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
   MatmulInputs in(false);
   std::vector<float> c(kM * kN);
+  FaultCounter faults(state);
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, in.a.data(),
                 int(kK), in.b.data(), int(kN), 0.0f, c.data(), int(kN));
@@ -241,6 +273,7 @@ void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
 void BM_Matmul_ForwardBackward(benchmark::State& state) {
   MatmulInputs in(true);
   const tg::Tensor seed = tg::ones<float>({kM, kN});
+  FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor c = tg::matmul(in.a, in.b);
     c.backward(seed);
@@ -258,6 +291,7 @@ void BM_Matmul_Bare_3Sgemm(benchmark::State& state) {
   const float* a = in.a.data();
   const float* b = in.b.data();
   std::vector<float> c(kM * kN), dc(kM * kN, 1.0f), da(kM * kK), db(kK * kN);
+  FaultCounter faults(state);
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, a, int(kK), b,
                 int(kN), 0.0f, c.data(), int(kN));

@@ -1,5 +1,7 @@
 #include "autograd.hpp"
 
+#include "storage.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -85,7 +87,7 @@ void check_same_shape(const char* what, const xt::xarray<T>& got, const xt::xarr
 // rule passes the gradient to both terms) so the backward graph stays whole.
 template <class T>
 BasicTensor<T> add_gradients(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  xt::xarray<T> sum(a.value().shape());
+  xt::xarray<T> sum = empty_array<T>(a.value().shape());
   const T* pa = a.data();
   const T* pb = b.data();
   T* ps = sum.data();
@@ -239,8 +241,8 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
                           std::to_string(impl->creator) +
                           ", which an earlier backward already freed; pass retain_graph=true"
                           " to that backward");
-    const BasicTensor<T> g = take_pending(*impl);
-    if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, g, create_graph);
+    BasicTensor<T> g = take_pending(*impl);
+    if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, std::move(g), create_graph);
   }
   if (!retain_graph) tp.remove(consumed);  // frees their saved tensors
   if (wanted_grads) *wanted_grads = std::move(found);

@@ -7,8 +7,14 @@
 #include <xtensor/xio.hpp>
 
 #include "autograd.hpp"
+#include "storage.hpp"
 
 namespace tg {
+
+template <class T>
+TensorImpl<T>::~TensorImpl() {
+  recycle(std::move(value));
+}
 
 template <class T>
 BasicTensor<T>::BasicTensor(xt::xarray<T> value, bool requires_grad)
@@ -108,7 +114,7 @@ BasicTensor<T> ones(const Shape& shape, bool requires_grad) {
 
 template <class T>
 BasicTensor<T> full(const Shape& shape, T fill, bool requires_grad) {
-  xt::xarray<T> v(shape);
+  xt::xarray<T> v = empty_array<T>(shape);
   std::fill(v.begin(), v.end(), fill);
   return BasicTensor<T>(std::move(v), requires_grad);
 }
@@ -125,14 +131,14 @@ BasicTensor<T> arange(T start, T stop, T step) {
 
 template <class T>
 BasicTensor<T> rand(const Shape& shape, Generator& gen, T low, T high) {
-  xt::xarray<T> v(shape);
+  xt::xarray<T> v = empty_array<T>(shape);
   for (auto& e : v) e = static_cast<T>(gen.uniform(low, high));
   return BasicTensor<T>(std::move(v));
 }
 
 template <class T>
 BasicTensor<T> randn(const Shape& shape, Generator& gen, T mean, T stddev) {
-  xt::xarray<T> v(shape);
+  xt::xarray<T> v = empty_array<T>(shape);
   for (auto& e : v) e = static_cast<T>(gen.normal(mean, stddev));
   return BasicTensor<T>(std::move(v));
 }
@@ -146,6 +152,7 @@ std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t) {
 }
 
 #define TG_INSTANTIATE(T)                                                     \
+  template struct TensorImpl<T>;                                              \
   template class BasicTensor<T>;                                              \
   template BasicTensor<T> zeros<T>(const Shape&, bool);                       \
   template BasicTensor<T> ones<T>(const Shape&, bool);                        \

@@ -32,6 +32,11 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;     // a leaf's accumulated .grad
   std::shared_ptr<TensorImpl> pending;  // gradient being summed during one backward pass
   std::vector<Hook<T>> hooks;
+
+  TensorImpl() = default;
+  TensorImpl(const TensorImpl&) = delete;
+  TensorImpl& operator=(const TensorImpl&) = delete;
+  ~TensorImpl();  // hands a large value buffer on for reuse (storage.hpp)
 };
 
 template <class T>

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "../core/autograd.hpp"
+#include "../core/storage.hpp"
 #include "elementwise.hpp"
 #include "kernels/im2col.hpp"
 #include "linalg.hpp"
@@ -48,7 +49,7 @@ BasicTensor<T> im2col(const BasicTensor<T>& x, Size2 kernel, Size2 stride, Size2
   const std::size_t n = s[0], c = s[1], h = s[2], w = s[3];
   const std::size_t rows = c * win.kh * win.kw, positions = win.out_h(h) * win.out_w(w);
   // x: (N, C, H, W) -> cols: (N, C·kh·kw, Ho·Wo)
-  xt::xarray<T> cols(Shape{n, rows, positions});
+  xt::xarray<T> cols = empty_array<T>(Shape{n, rows, positions});
   for (std::size_t i = 0; i < n; ++i)
     kernels::im2col(x.data() + i * c * h * w, c, h, w, win, T(pad_value), cols.data() + i * rows * positions);
   return record("im2col", {x}, std::move(cols))
@@ -71,7 +72,7 @@ BasicTensor<T> col2im(const BasicTensor<T>& cols, Size2 image, Size2 kernel, Siz
     throw ShapeError("col2im: columns " + shape_str(s) + " do not match the " + std::to_string(win.out_h(h)) + "x" +
                      std::to_string(win.out_w(w)) + " windows of a " + image.str() + " image");
   // cols: (N, C·kh·kw, Ho·Wo) -> x: (N, C, H, W)
-  xt::xarray<T> x = xt::zeros<T>(Shape{n, c, h, w});
+  xt::xarray<T> x = zeros_array<T>(Shape{n, c, h, w});
   for (std::size_t i = 0; i < n; ++i)
     kernels::col2im(cols.data() + i * s[1] * s[2], c, h, w, win, x.data() + i * c * h * w);
   return record("col2im", {cols}, std::move(x))

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "../core/autograd.hpp"
+#include "../core/storage.hpp"
 #include "elementwise.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/strided.hpp"
@@ -78,7 +79,7 @@ BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, 
   if (gs.batch_a != gs.batch_b)
     throw ShapeError("matmul_batch_sum: batch shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   const std::size_t batch = kernels::product(gs.batch_a);
-  xt::xarray<T> out = xt::zeros<T>(Shape{gs.m, gs.n});
+  xt::xarray<T> out = zeros_array<T>(Shape{gs.m, gs.n});
   if (gs.m * gs.n * gs.k > 0) {
     if (ta && !tb) {
       // Σ A_iᵀ·B_i is one GEMM over the stacked rows of A and B.
@@ -116,7 +117,7 @@ BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool trans
   out_shape.push_back(n);
 
   // out: (batch..., M, N)
-  xt::xarray<T> out(out_shape);
+  xt::xarray<T> out = empty_array<T>(out_shape);
   const T* pa = a.data();
   const T* pb = b.data();
   T* pc = out.data();

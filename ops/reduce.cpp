@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "../core/autograd.hpp"
+#include "../core/storage.hpp"
 #include "elementwise.hpp"
 #include "kernels/strided.hpp"
 #include "shape.hpp"
@@ -54,6 +55,27 @@ void for_each_reduced(const Shape& shape, const Reduction& r, F&& f) {
                            [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { f(i, o); });
 }
 
+// acc[o] += x[i] for every element, row by row: a reduced last axis is summed
+// in a register, a kept one is added as a vector.
+template <class T>
+void sum_into(const T* x, const Shape& shape, const Reduction& r, double* acc) {
+  const std::size_t n = shape.empty() ? 1 : shape.back();
+  const bool last_reduced = shape.empty() || r.out_strides.back() == 0;
+  const kernels::Strides none(shape.size(), 0);
+  kernels::for_each_row(shape, kernels::contiguous_strides(shape), r.out_strides, none,
+                        [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
+                          const T* row = x + i;
+                          if (last_reduced) {
+                            double s = 0.0;
+                            for (std::size_t k = 0; k < n; ++k) s += row[k];
+                            acc[o] += s;
+                          } else {
+                            double* a = acc + o;
+                            for (std::size_t k = 0; k < n; ++k) a[k] += row[k];
+                          }
+                        });
+}
+
 }  // namespace
 
 // ============================================================================
@@ -66,9 +88,8 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
   const Reduction r = plan_reduction("sum", in_shape, axes);
   // Accumulate in double: a float sum of a million terms loses digits.
   std::vector<double> acc(kernels::product(r.keep_shape), 0.0);
-  const T* px = x.data();
-  for_each_reduced(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) { acc[o] += px[i]; });
-  xt::xarray<T> out(keepdims ? r.keep_shape : r.drop_shape);
+  sum_into(x.data(), in_shape, r, acc.data());
+  xt::xarray<T> out = empty_array<T>(keepdims ? r.keep_shape : r.drop_shape);
   std::copy(acc.begin(), acc.end(), out.data());
   return record("sum", {x}, std::move(out))
       .backward([keep = r.keep_shape](const GradContext<T>& c) {
@@ -99,12 +120,19 @@ BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
   if (in_shape.size() > shape.size() || kernels::broadcast_shapes("broadcast_to", in_shape, shape) != shape)
     throw ShapeError("broadcast_to: cannot broadcast shape " + shape_str(in_shape) + " to " +
                      shape_str(shape));
-  xt::xarray<T> out(shape);
+  xt::xarray<T> out = empty_array<T>(shape);
   const T* px = x.data();
   T* po = out.data();
-  const kernels::Strides none(shape.size(), 0);
-  kernels::for_each_offset(shape, kernels::broadcast_strides(in_shape, shape), kernels::contiguous_strides(shape),
-                           none, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { po[o] = px[i]; });
+  const std::size_t n = shape.back();  // shape has at least one axis: x's differs from it
+  const kernels::Strides read = kernels::broadcast_strides(in_shape, shape), none(shape.size(), 0);
+  const bool repeat = read.back() == 0;
+  kernels::for_each_row(shape, read, kernels::contiguous_strides(shape), none,
+                        [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
+                          if (repeat)
+                            std::fill(po + o, po + o + std::ptrdiff_t(n), px[i]);
+                          else
+                            std::copy(px + i, px + i + std::ptrdiff_t(n), po + o);
+                        });
   return record("broadcast_to", {x}, std::move(out)).backward([](const GradContext<T>& c) {
     return Grads<T>{sum_to(c.grad, c.input_shape(0))};
   });
@@ -141,7 +169,7 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
   Reduction r = plan_reduction("max", in_shape, axes);
   if (r.count == 0 && kernels::product(r.keep_shape) > 0)
     throw ShapeError("max: cannot reduce over an axis of size 0 in shape " + shape_str(in_shape));
-  xt::xarray<T> out(keepdims ? r.keep_shape : r.drop_shape);
+  xt::xarray<T> out = empty_array<T>(keepdims ? r.keep_shape : r.drop_shape);
   std::fill(out.begin(), out.end(), -std::numeric_limits<T>::infinity());
   const T* px = x.data();
   T* po = out.data();
@@ -159,7 +187,7 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
         const T* py = c.output.data();
         std::vector<T> ties(c.output.numel(), T(0));
         for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) { ties[o] += T(px[i] == py[o]); });
-        xt::xarray<T> share(shape);
+        xt::xarray<T> share = empty_array<T>(shape);
         T* ps = share.data();
         for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) {
           ps[i] = px[i] == py[o] ? T(1) / ties[o] : T(0);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "../core/autograd.hpp"
+#include "../core/storage.hpp"
 #include "kernels/strided.hpp"
 
 namespace tg {
@@ -28,7 +29,7 @@ BasicTensor<T> reshape(const BasicTensor<T>& x, const Shape& shape) {
     throw ShapeError("reshape: cannot reshape tensor of shape " + shape_str(in_shape) + " (" +
                      std::to_string(x.numel()) + " elements) into " + shape_str(shape) + " (" +
                      std::to_string(kernels::product(shape)) + " elements)");
-  xt::xarray<T> out(shape);
+  xt::xarray<T> out = empty_array<T>(shape);
   std::copy(x.data(), x.data() + x.numel(), out.data());
   return record("reshape", {x}, std::move(out)).backward([](const GradContext<T>& c) {
     return Grads<T>{reshape(c.grad, c.input_shape(0))};
@@ -109,7 +110,7 @@ BasicTensor<T> permute(const BasicTensor<T>& x, const std::vector<std::ptrdiff_t
     out_shape[i] = in_shape[source[i]];
     read[i] = in_strides[source[i]];
   }
-  xt::xarray<T> out(out_shape);
+  xt::xarray<T> out = empty_array<T>(out_shape);
   const T* px = x.data();
   T* po = out.data();
   const kernels::Strides none(nd, 0);

@@ -53,10 +53,10 @@ inline ColumnRange valid_columns(std::size_t j, std::size_t w, std::size_t wo, c
   return {std::size_t(std::min<std::ptrdiff_t>(lo, hi)), std::size_t(hi), offset};
 }
 
-// Walks every (row of cols, output row oh, input row ih) for one image and
-// calls row_op(col_row_ptr_offset, image_row_offset or -1, kj) so that im2col
-// and col2im share one indexing scheme. Inner work per output row is done by
-// the caller over ow.
+// Walks every (row of cols, output row oh) of one image and calls
+// row_op(offset of that output row in cols, offset of the input row it reads
+// or -1 in the padding, the valid column range of its tap), so im2col and
+// col2im share one indexing scheme; each does its own work along the row.
 template <class RowOp>
 void for_each_window_row(std::size_t channels, std::size_t h, std::size_t w, const Window& win, RowOp&& row_op) {
   const std::size_t ho = win.out_h(h), wo = win.out_w(w);
@@ -64,9 +64,11 @@ void for_each_window_row(std::size_t channels, std::size_t h, std::size_t w, con
     for (std::size_t i = 0; i < win.kh; ++i)
       for (std::size_t j = 0; j < win.kw; ++j) {
         const std::size_t row = (c * win.kh + i) * win.kw + j;
+        const ColumnRange columns = valid_columns(j, w, wo, win);
         for (std::size_t oh = 0; oh < ho; ++oh) {
           const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
-          row_op(row * ho * wo + oh * wo, ih < 0 ? std::ptrdiff_t(-1) : std::ptrdiff_t((c * h + std::size_t(ih)) * w), j);
+          row_op(row * ho * wo + oh * wo, ih < 0 ? std::ptrdiff_t(-1) : std::ptrdiff_t((c * h + std::size_t(ih)) * w),
+                 columns);
         }
       }
 }
@@ -74,34 +76,37 @@ void for_each_window_row(std::size_t channels, std::size_t h, std::size_t w, con
 // x: (C, H, W) -> cols: (C·kh·kw, Ho·Wo)
 template <class T>
 void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T pad, T* cols) {
-  const std::size_t wo = win.out_w(w);
-  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, std::size_t j) {
-    T* dst = cols + out;
+  const std::size_t wo = win.out_w(w), sw = win.sw;
+  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, const ColumnRange& r) {
+    T* __restrict__ dst = cols + out;
     if (in_row < 0) {
-      std::fill(dst, dst + wo, pad);
+      for (std::size_t ow = 0; ow < wo; ++ow) dst[ow] = pad;
       return;
     }
-    const ColumnRange r = valid_columns(j, w, wo, win);
-    const T* src = x + in_row;  // src[ow·s + offset] is in the row for ow in [lo, hi)
-    std::fill(dst, dst + r.lo, pad);
-    if (win.sw == 1)
-      std::copy(src + (std::ptrdiff_t(r.lo) + r.offset), src + (std::ptrdiff_t(r.hi) + r.offset), dst + r.lo);
+    const std::size_t count = r.hi - r.lo;
+    const T* __restrict__ src = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // read by column lo
+    for (std::size_t ow = 0; ow < r.lo; ++ow) dst[ow] = pad;
+    if (sw == 1)
+      for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i];
     else
-      for (std::size_t ow = r.lo; ow < r.hi; ++ow) dst[ow] = src[std::ptrdiff_t(ow * win.sw) + r.offset];
-    std::fill(dst + r.hi, dst + wo, pad);
+      for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i * sw];
+    for (std::size_t ow = r.hi; ow < wo; ++ow) dst[ow] = pad;
   });
 }
 
 // cols: (C·kh·kw, Ho·Wo) -> x: (C, H, W), accumulated into x (zero it first).
 template <class T>
 void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T* x) {
-  const std::size_t wo = win.out_w(w);
-  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, std::size_t j) {
+  const std::size_t sw = win.sw;
+  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, const ColumnRange& r) {
     if (in_row < 0) return;
-    const ColumnRange r = valid_columns(j, w, wo, win);
-    const T* src = cols + out;
-    T* dst = x + in_row;
-    for (std::size_t ow = r.lo; ow < r.hi; ++ow) dst[std::ptrdiff_t(ow * win.sw) + r.offset] += src[ow];
+    const std::size_t count = r.hi - r.lo;
+    const T* __restrict__ src = cols + out + r.lo;
+    T* __restrict__ dst = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // written by column lo
+    if (sw == 1)
+      for (std::size_t i = 0; i < count; ++i) dst[i] += src[i];
+    else
+      for (std::size_t i = 0; i < count; ++i) dst[i * sw] += src[i];
   });
 }
 

@@ -9,6 +9,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "../../core/error.hpp"
+#include "../../core/storage.hpp"
 
 namespace tg::kernels {
 
@@ -60,27 +61,22 @@ Strides broadcast_strides(const In& in, const Shape& out) {
   return s;
 }
 
-// Calls f(o0, o1, o2) for every index of `shape` in row-major order, where ok
-// is that index's offset under strides sk. The innermost axis is a tight loop.
+// Calls row(o0, o1, o2) for every index of shape[:-1] in row-major order,
+// where ok is that row's first offset under strides sk; the caller walks the
+// last axis (shape.back() elements, strides sk.back()) itself, so that it can
+// pick a tight loop for the strides it sees. A 0-d shape is one row.
 template <class F>
-void for_each_offset(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2,
-                     F&& f) {
-  const std::size_t total = product(shape);
-  if (total == 0) return;
+void for_each_row(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2, F&& row) {
+  if (product(shape) == 0) return;
   const std::size_t nd = shape.size();
-  if (nd == 0) {
-    f(std::ptrdiff_t(0), std::ptrdiff_t(0), std::ptrdiff_t(0));
+  if (nd <= 1) {
+    row(std::ptrdiff_t(0), std::ptrdiff_t(0), std::ptrdiff_t(0));
     return;
   }
-  const std::size_t inner = shape[nd - 1];
-  const std::ptrdiff_t d0 = s0[nd - 1], d1 = s1[nd - 1], d2 = s2[nd - 1];
-  std::vector<std::size_t> index(nd, 0);
+  std::vector<std::size_t> index(nd - 1, 0);
   std::ptrdiff_t o0 = 0, o1 = 0, o2 = 0;
-  for (std::size_t outer = 0, rows = total / inner; outer < rows; ++outer) {
-    for (std::size_t i = 0; i < inner; ++i) {
-      const auto k = static_cast<std::ptrdiff_t>(i);
-      f(o0 + k * d0, o1 + k * d1, o2 + k * d2);
-    }
+  for (std::size_t r = 0, rows = product(shape) / shape.back(); r < rows; ++r) {
+    row(o0, o1, o2);
     for (std::size_t d = nd - 1; d-- > 0;) {
       if (++index[d] < shape[d]) {
         o0 += s0[d];
@@ -97,10 +93,24 @@ void for_each_offset(const Shape& shape, const Strides& s0, const Strides& s1, c
   }
 }
 
+// Calls f(o0, o1, o2) for every index of `shape`, with ok its offset under sk.
+template <class F>
+void for_each_offset(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2, F&& f) {
+  const std::size_t inner = shape.empty() ? 1 : shape.back();
+  const std::ptrdiff_t d0 = shape.empty() ? 0 : s0.back(), d1 = shape.empty() ? 0 : s1.back(),
+                       d2 = shape.empty() ? 0 : s2.back();
+  for_each_row(shape, s0, s1, s2, [&](std::ptrdiff_t o0, std::ptrdiff_t o1, std::ptrdiff_t o2) {
+    for (std::size_t i = 0; i < inner; ++i) {
+      const auto k = static_cast<std::ptrdiff_t>(i);
+      f(o0 + k * d0, o1 + k * d1, o2 + k * d2);
+    }
+  });
+}
+
 // out[i] = f(x[i]).
 template <class T, class F>
 xt::xarray<T> map(const xt::xarray<T>& x, F&& f) {
-  xt::xarray<T> out(x.shape());
+  xt::xarray<T> out = empty_array<T>(x.shape());
   const T* px = x.data();
   T* po = out.data();
   for (std::size_t i = 0, n = x.size(); i < n; ++i) po[i] = f(px[i]);
@@ -115,7 +125,7 @@ xt::xarray<T> map(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& b
   const T* pb = b.data();
   const bool same = a.shape() == b.shape();
   if (same || (b.size() == 1 && b.dimension() <= a.dimension())) {
-    xt::xarray<T> out(a.shape());
+    xt::xarray<T> out = empty_array<T>(a.shape());
     T* po = out.data();
     const std::size_t n = a.size();
     if (same)
@@ -125,19 +135,31 @@ xt::xarray<T> map(const char* op, const xt::xarray<T>& a, const xt::xarray<T>& b
     return out;
   }
   if (a.size() == 1 && a.dimension() <= b.dimension()) {
-    xt::xarray<T> out(b.shape());
+    xt::xarray<T> out = empty_array<T>(b.shape());
     T* po = out.data();
     for (std::size_t i = 0, n = b.size(); i < n; ++i) po[i] = f(pa[0], pb[i]);
     return out;
   }
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
-  xt::xarray<T> out(shape);
+  xt::xarray<T> out = empty_array<T>(shape);
   T* po = out.data();
-  for_each_offset(shape, broadcast_strides(a.shape(), shape), broadcast_strides(b.shape(), shape),
-                  contiguous_strides(shape),
-                  [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
-                    po[io] = f(pa[ia], pb[ib]);
-                  });
+  const Strides sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape);
+  const std::size_t n = shape.empty() ? 1 : shape.back();
+  const std::ptrdiff_t da = shape.empty() ? 0 : sa.back(), db = shape.empty() ? 0 : sb.back();
+  // Along the last axis each operand is either walked (stride 1) or repeated (stride 0).
+  for_each_row(shape, sa, sb, contiguous_strides(shape), [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
+    const T* x = pa + ia;
+    const T* y = pb + ib;
+    T* z = po + io;
+    if (da == 1 && db == 1)
+      for (std::size_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
+    else if (da == 1)
+      for (std::size_t i = 0; i < n; ++i) z[i] = f(x[i], y[0]);
+    else if (db == 1)
+      for (std::size_t i = 0; i < n; ++i) z[i] = f(x[0], y[i]);
+    else
+      for (std::size_t i = 0; i < n; ++i) z[i] = f(x[0], y[0]);
+  });
   return out;
 }
 
