@@ -37,7 +37,8 @@ demo: build
 	@$(BUILD)/examples/autograd_basics
 
 bench: build
-	@$(BUILD)/bench/bench_ops
+	@OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_ops
+	@OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_conv
 
 clean:
 	rm -rf $(BUILD)

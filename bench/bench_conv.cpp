@@ -1,0 +1,107 @@
+// conv2d forward + backward at the layer shapes of LeNet-5 and of the
+// TensorFlow-tutorial CNN (batch 64), beside the bare cblas_sgemm calls of
+// the same GEMM shapes, and im2col / col2im alone at those shapes.
+//
+// A layer computes, per image n, with K = C_in·kh·kw and L = Ho·Wo:
+//   forward      Y_n  = W · cols_n          (C_out x K) · (K x L)
+//   weight grad  dW  += dY_n · cols_nᵀ      (C_out x L) · (L x K)
+//   input grad   dcols_n = Wᵀ · dY_n        (K x C_out) · (C_out x L), then col2im
+// The first layer of a network needs no input gradient.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <vector>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace {
+
+struct Layer {
+  std::size_t c_in, c_out, size, kernel, padding;
+  bool input_grad;  // false for a first layer: its input is data
+
+  std::size_t out() const { return size + 2 * padding - kernel + 1; }
+  std::size_t k() const { return c_in * kernel * kernel; }
+  std::size_t l() const { return out() * out(); }
+  double gemm_flops(std::size_t batch) const {
+    return 2.0 * double(batch * c_out * k() * l()) * (input_grad ? 3 : 2);
+  }
+};
+
+constexpr std::size_t kBatch = 64;
+const Layer kLayers[] = {
+    {1, 6, 28, 5, 2, false},   // 0: LeNet-5 C1
+    {6, 16, 14, 5, 0, true},   // 1: LeNet-5 C3
+    {1, 32, 28, 5, 2, false},  // 2: TF tutorial conv1
+    {32, 64, 14, 5, 2, true},  // 3: TF tutorial conv2
+};
+
+void label(benchmark::State& state, const Layer& layer) {
+  state.SetLabel(std::to_string(layer.c_in) + "->" + std::to_string(layer.c_out) + " " + std::to_string(layer.kernel) +
+                 "x" + std::to_string(layer.kernel) + " on " + std::to_string(layer.size) + "x" +
+                 std::to_string(layer.size) + (layer.input_grad ? ", input grad" : ""));
+  state.counters["GFLOP/s"] = benchmark::Counter(layer.gemm_flops(kBatch) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Conv2d_ForwardBackward(benchmark::State& state) {
+  const Layer& layer = kLayers[state.range(0)];
+  tg::Generator gen(1);
+  tg::Tensor x = tg::randn<float>({kBatch, layer.c_in, layer.size, layer.size}, gen);
+  if (layer.input_grad) x.requires_grad_();
+  tg::Tensor w = tg::randn<float>({layer.c_out, layer.c_in, layer.kernel, layer.kernel}, gen).requires_grad_();
+  tg::Tensor b = tg::zeros<float>({layer.c_out}, true);
+  const tg::Tensor upstream = tg::randn<float>({kBatch, layer.c_out, layer.out(), layer.out()}, gen);
+  for (auto _ : state) {
+    tg::Tensor y = tg::conv2d(x, w, b, 1, layer.padding);
+    y.backward(upstream);
+    benchmark::DoNotOptimize(w.grad().data());
+  }
+  label(state, layer);
+}
+
+void BM_Conv2d_Bare_Sgemm(benchmark::State& state) {
+  const Layer& layer = kLayers[state.range(0)];
+  const std::size_t c_out = layer.c_out, k = layer.k(), l = layer.l();
+  std::vector<float> w(c_out * k, 0.5f), cols(kBatch * k * l, 0.25f), y(kBatch * c_out * l), dy(kBatch * c_out * l, 1.0f),
+      dw(c_out * k), dcols(kBatch * k * l);
+  for (auto _ : state) {
+    for (std::size_t n = 0; n < kBatch; ++n)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(c_out), int(l), int(k), 1.0f, w.data(), int(k),
+                  cols.data() + n * k * l, int(l), 0.0f, y.data() + n * c_out * l, int(l));
+    for (std::size_t n = 0; n < kBatch; ++n)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(c_out), int(k), int(l), 1.0f, dy.data() + n * c_out * l,
+                  int(l), cols.data() + n * k * l, int(l), n ? 1.0f : 0.0f, dw.data(), int(k));
+    if (layer.input_grad)
+      for (std::size_t n = 0; n < kBatch; ++n)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(k), int(l), int(c_out), 1.0f, w.data(), int(k),
+                    dy.data() + n * c_out * l, int(l), 0.0f, dcols.data() + n * k * l, int(l));
+    benchmark::DoNotOptimize(dw.data());
+  }
+  label(state, layer);
+}
+
+void BM_Im2col(benchmark::State& state) {
+  const Layer& layer = kLayers[state.range(0)];
+  tg::Generator gen(2);
+  const tg::Tensor x = tg::randn<float>({kBatch, layer.c_in, layer.size, layer.size}, gen);
+  for (auto _ : state) benchmark::DoNotOptimize(tg::im2col(x, layer.kernel, 1, layer.padding).data());
+  state.SetBytesProcessed(std::int64_t(state.iterations() * kBatch * layer.k() * layer.l() * sizeof(float)));
+}
+
+void BM_Col2im(benchmark::State& state) {
+  const Layer& layer = kLayers[state.range(0)];
+  tg::Generator gen(3);
+  const tg::Tensor cols = tg::randn<float>({kBatch, layer.k(), layer.l()}, gen);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tg::col2im(cols, layer.size, layer.kernel, 1, layer.padding).data());
+  state.SetBytesProcessed(std::int64_t(state.iterations() * kBatch * layer.k() * layer.l() * sizeof(float)));
+}
+
+}  // namespace
+
+BENCHMARK(BM_Conv2d_ForwardBackward)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv2d_Bare_Sgemm)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Im2col)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Col2im)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
