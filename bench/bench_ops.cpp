@@ -118,6 +118,19 @@ struct BareChain {
 
 // The same four ops as plain loops, one preallocated output buffer per op:
 // the same number of passes over memory as the framework.
+void bare_chain_per_op(const float* a, const float* b, const float* c, float* p1, float* p2, float* p3, float* py,
+                       std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
+  benchmark::ClobberMemory();
+  for (std::size_t i = 0; i < n; ++i) p2[i] = p1[i] + c[i];
+  benchmark::ClobberMemory();
+  for (std::size_t i = 0; i < n; ++i) p3[i] = p2[i] > 0.0f ? p2[i] : 0.0f;
+  benchmark::ClobberMemory();
+  for (std::size_t i = 0; i < n; ++i) py[i] = p3[i] * 0.5f;
+  benchmark::DoNotOptimize(py);
+  benchmark::ClobberMemory();
+}
+
 void BM_Chain_Bare_PerOp(benchmark::State& state) {
   BareChain in;
   const std::size_t n = kChainSize;
@@ -126,15 +139,7 @@ void BM_Chain_Bare_PerOp(benchmark::State& state) {
   float *p1 = t1.data(), *p2 = t2.data(), *p3 = t3.data(), *py = y.data();
   FaultCounter faults(state);
   for (auto _ : state) {
-    for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) p2[i] = p1[i] + c[i];
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) p3[i] = p2[i] > 0.0f ? p2[i] : 0.0f;
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) py[i] = p3[i] * 0.5f;
-    benchmark::DoNotOptimize(py);
-    benchmark::ClobberMemory();
+    bare_chain_per_op(a, b, c, p1, p2, p3, py, n);
   }
   set_items(state);
 }
@@ -150,15 +155,7 @@ void BM_Chain_Bare_PerOpFreshBuffers(benchmark::State& state) {
   for (auto _ : state) {
     std::unique_ptr<float[]> t1(new float[n]), t2(new float[n]), t3(new float[n]), y(new float[n]);
     float *p1 = t1.get(), *p2 = t2.get(), *p3 = t3.get(), *py = y.get();
-    for (std::size_t i = 0; i < n; ++i) p1[i] = a[i] * b[i];
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) p2[i] = p1[i] + c[i];
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) p3[i] = p2[i] > 0.0f ? p2[i] : 0.0f;
-    benchmark::ClobberMemory();
-    for (std::size_t i = 0; i < n; ++i) py[i] = p3[i] * 0.5f;
-    benchmark::DoNotOptimize(py);
-    benchmark::ClobberMemory();
+    bare_chain_per_op(a, b, c, p1, p2, p3, py, n);
   }
   set_items(state);
 }

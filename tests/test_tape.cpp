@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <tapegrad/tapegrad.hpp>
@@ -59,6 +60,17 @@ std::string line_with(const std::string& text, const std::string& part) {
 
 bool ends_with(const std::string& text, const std::string& tail) {
   return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// x: ones (2, 3), b: {1, 2, 3} (no grad), w: twos (2, 3), named as such.
+std::tuple<tg::Tensor, tg::Tensor, tg::Tensor> named_xbw() {
+  tg::Tensor x = tg::ones<float>({2, 3}, true);
+  tg::Tensor b{1.0f, 2.0f, 3.0f};
+  tg::Tensor w = tg::full<float>({2, 3}, 2.0f, true);
+  x.set_name("x");
+  b.set_name("b");
+  w.set_name("w");
+  return {x, b, w};
 }
 
 // ---- custom ops, written as core/autograd.hpp shows -------------------------
@@ -165,12 +177,7 @@ TEST_CASE("nothing is recorded under NoGradGuard, and grad mode comes back after
 
 TEST_CASE("recorded entries: op names, input and output shapes, which inputs need grad") {
   tg::tape().clear();
-  tg::Tensor x = tg::ones<float>({2, 3}, true);
-  x.set_name("x");
-  tg::Tensor b{1.0f, 2.0f, 3.0f};
-  b.set_name("b");
-  tg::Tensor w = tg::full<float>({2, 3}, 2.0f, true);
-  w.set_name("w");
+  auto [x, b, w] = named_xbw();
   tg::Tensor y = x + b;       // add  (2, 3), (3,) -> (2, 3)
   tg::Tensor p = y * w;       // mul  (2, 3), (2, 3) -> (2, 3)
   tg::Tensor z = tg::sum(p);  // sum  (2, 3) -> ()
@@ -532,12 +539,7 @@ TEST_CASE("saved bytes are printed in KiB from 1024 bytes on") {
 TEST_CASE("printing the tape: ops, shapes, needs-grad flags, bytes, and the closing line") {
   tg::tape().clear();
   tg::tape().reset_peak();
-  tg::Tensor x = tg::ones<float>({2, 3}, true);
-  x.set_name("x");
-  tg::Tensor b{1.0f, 2.0f, 3.0f};
-  b.set_name("b");
-  tg::Tensor w = tg::full<float>({2, 3}, 2.0f, true);
-  w.set_name("w");
+  auto [x, b, w] = named_xbw();
   tg::Tensor y = x + b;
   tg::Tensor z = tg::sum(y * w);
   REQUIRE(tg::tape().size() == 3);
