@@ -1,0 +1,254 @@
+#include "module.hpp"
+
+#include <algorithm>
+#include <iomanip>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include "../core/tape.hpp"
+
+namespace tg::nn {
+
+namespace {
+
+// While summary() runs, every module call appends its output shape here.
+struct CallRecord {
+  const void* module;
+  Shape output;
+};
+thread_local std::vector<CallRecord>* summary_calls = nullptr;
+
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+}  // namespace
+
+template <class T>
+BasicTensor<T> BasicModule<T>::operator()(const Tensor& x) {
+  Tensor y = forward(x);
+  if (summary_calls) summary_calls->push_back({this, y.shape()});
+  return y;
+}
+
+// ---- registration ----------------------------------------------------------
+
+template <class T>
+void BasicModule<T>::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos)
+    throw ValueError("register: name \"" + name + "\" must be non-empty and contain no '.'");
+  auto taken = [&](const auto& list) {
+    return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
+  };
+  if (taken(parameters_) || taken(buffers_) || taken(children_))
+    throw ValueError("register: \"" + name + "\" is already registered in " + type_name());
+}
+
+template <class T>
+BasicTensor<T>& BasicModule<T>::register_parameter(std::string name, Tensor value, bool requires_grad) {
+  check_new_name(name);
+  value.requires_grad_(requires_grad);
+  parameters_.emplace_back(std::move(name), std::make_unique<Tensor>(std::move(value)));
+  return *parameters_.back().second;
+}
+
+template <class T>
+BasicTensor<T>& BasicModule<T>::register_buffer(std::string name, Tensor value) {
+  check_new_name(name);
+  buffers_.emplace_back(std::move(name), std::make_unique<Tensor>(std::move(value)));
+  return *buffers_.back().second;
+}
+
+template <class T>
+void BasicModule<T>::add_child(std::string name, std::shared_ptr<BasicModule> module) {
+  check_new_name(name);
+  if (!module) throw ValueError("register_module: \"" + name + "\" is null");
+  children_.emplace_back(std::move(name), std::move(module));
+}
+
+// ---- the tree ----------------------------------------------------------------
+
+template <class T>
+auto BasicModule<T>::named_parameters(bool recurse) const -> Named<Tensor> {
+  Named<Tensor> out;
+  for (const auto& [name, p] : parameters_) out.emplace_back(name, *p);
+  if (recurse)
+    for (const auto& [child_name, child] : children_)
+      for (auto& [name, p] : child->named_parameters()) out.emplace_back(join(child_name, name), p);
+  return out;
+}
+
+template <class T>
+std::vector<BasicTensor<T>> BasicModule<T>::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& named : named_parameters(recurse)) out.push_back(named.second);
+  return out;
+}
+
+template <class T>
+auto BasicModule<T>::named_buffers(bool recurse) const -> Named<Tensor> {
+  Named<Tensor> out;
+  for (const auto& [name, b] : buffers_) out.emplace_back(name, *b);
+  if (recurse)
+    for (const auto& [child_name, child] : children_)
+      for (auto& [name, b] : child->named_buffers()) out.emplace_back(join(child_name, name), b);
+  return out;
+}
+
+template <class T>
+BasicTensor<T>& BasicModule<T>::find(const std::string& dotted_name) {
+  const auto dot = dotted_name.find('.');
+  if (dot == std::string::npos) {
+    for (auto& list : {&parameters_, &buffers_})
+      for (auto& [name, t] : *list)
+        if (name == dotted_name) return *t;
+  } else {
+    const std::string head = dotted_name.substr(0, dot);
+    for (auto& [name, child] : children_)
+      if (name == head) return child->find(dotted_name.substr(dot + 1));
+  }
+  throw ValueError(type_name() + ": no parameter or buffer named \"" + dotted_name + "\"");
+}
+
+// ---- training state ------------------------------------------------------------
+
+template <class T>
+void BasicModule<T>::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+template <class T>
+void BasicModule<T>::zero_grad() {
+  for (auto& [name, p] : parameters_) p->zero_grad();
+  for (auto& [name, child] : children_) child->zero_grad();
+}
+
+template <class T>
+void BasicModule<T>::set_requires_grad(const std::string& name, bool on) {
+  bool found = name.empty();
+  for (auto& [full, p] : named_parameters()) {
+    if (name.empty() || full == name || full.rfind(name + ".", 0) == 0) {
+      p.requires_grad_(on);  // a handle: shares the parameter's state
+      found = true;
+    }
+  }
+  if (!found)
+    throw ValueError(std::string(on ? "unfreeze" : "freeze") + ": no parameter or submodule named \"" + name +
+                     "\" in " + type_name());
+}
+
+template <class T>
+std::size_t BasicModule<T>::num_parameters() const {
+  std::size_t n = 0;
+  for (const auto& named : named_parameters()) n += named.second.numel();
+  return n;
+}
+
+template <class T>
+std::size_t BasicModule<T>::num_trainable_parameters() const {
+  std::size_t n = 0;
+  for (const auto& named : named_parameters())
+    if (named.second.requires_grad()) n += named.second.numel();
+  return n;
+}
+
+// ---- summary -------------------------------------------------------------------
+
+template <class T>
+std::string BasicModule<T>::summary(const Shape& input_shape) {
+  // Dotted path of every module in the tree, to name the calls.
+  std::map<const void*, std::string> paths;
+  std::map<const void*, const BasicModule*> modules;
+  std::vector<std::pair<std::string, const BasicModule*>> stack{{"", this}};
+  while (!stack.empty()) {
+    auto [path, m] = stack.back();
+    stack.pop_back();
+    paths[m] = path;
+    modules[m] = m;
+    for (const auto& [name, child] : m->children_) stack.emplace_back(join(path, name), child.get());
+  }
+  std::vector<CallRecord> calls;
+  {
+    NoGradGuard no_grad;
+    summary_calls = &calls;
+    struct Reset {
+      ~Reset() { summary_calls = nullptr; }
+    } reset;
+    (*this)(Tensor(xt::xarray<T>(xt::zeros<T>(input_shape))));
+  }
+
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& call : calls) {
+    const BasicModule* m = modules.at(call.module);
+    if (!m->children_.empty() && m->parameters_.empty()) continue;  // a container: its layers have rows
+    std::size_t own = 0, trainable = 0;
+    for (const auto& [name, p] : m->parameters_) {
+      own += p->numel();
+      if (p->requires_grad()) trainable += p->numel();
+    }
+    const std::string& path = paths.at(call.module);
+    rows.push_back({(path.empty() ? "" : path + " ") + "(" + m->type_name() + ")", shape_str(call.output),
+                    std::to_string(own), std::to_string(trainable)});
+  }
+  const std::vector<std::string> header{"Layer (type)", "Output shape", "Param #", "Trainable"};
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
+  }
+  std::ostringstream out;
+  auto print = [&](const std::vector<std::string>& r) {
+    for (std::size_t c = 0; c < r.size(); ++c)
+      out << (c ? "  " : "") << (c >= 2 ? std::right : std::left) << std::setw(int(width[c])) << r[c];
+    out << '\n';
+  };
+  std::size_t line = 0;
+  for (auto w : width) line += w + 2;
+  print(header);
+  out << std::string(line - 2, '=') << '\n';
+  for (const auto& r : rows) print(r);
+  out << std::string(line - 2, '=') << '\n'
+      << "Input shape: " << shape_str(input_shape) << '\n'
+      << "Total params: " << num_parameters() << '\n'
+      << "Trainable params: " << num_trainable_parameters() << '\n'
+      << "Non-trainable params: " << num_parameters() - num_trainable_parameters() << '\n';
+  return out.str();
+}
+
+// ---- printing --------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+void print_tree(std::ostream& os, const BasicModule<T>& m, const std::string& indent) {
+  os << m.type_name() << '(' << m.describe();
+  const auto children = m.named_children();
+  if (children.empty()) {
+    os << ')';
+    return;
+  }
+  os << '\n';
+  for (const auto& [name, child] : children) {
+    os << indent << "  (" << name << "): ";
+    print_tree(os, *child, indent + "  ");
+    os << '\n';
+  }
+  os << indent << ')';
+}
+
+}  // namespace
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const BasicModule<T>& module) {
+  print_tree(os, module, "");
+  return os;
+}
+
+template class BasicModule<float>;
+template class BasicModule<double>;
+template std::ostream& operator<< <float>(std::ostream&, const BasicModule<float>&);
+template std::ostream& operator<< <double>(std::ostream&, const BasicModule<double>&);
+
+}  // namespace tg::nn
