@@ -6,7 +6,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 PACKAGES := cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libopenblas-dev doctest-dev libbenchmark-dev \
-            nlohmann-json3-dev zlib1g-dev python3
+            nlohmann-json3-dev zlib1g-dev python3 libstb-dev libcli11-dev dataset-fashion-mnist
 
 .PHONY: all deps configure build test demo bench clean
 

@@ -1,0 +1,81 @@
+// The training report's pictures: the PNG decodes with the right size and
+// gray levels, the SVG chart is a well-formed file with one line per series.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+
+#include "../examples/report.hpp"
+
+namespace {
+
+std::filesystem::path scratch(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tapegrad_report_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir / name;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("the filter grid PNG decodes to one row of tiles per bank, with a shared gray scale") {
+  xt::xarray<float> before = xt::zeros<float>({4, 1, 5, 5}), after = xt::zeros<float>({4, 1, 5, 5});
+  before(0, 0, 0, 0) = 1.0f;   // the largest magnitude: white
+  after(1, 0, 0, 0) = -1.0f;   // black
+  after(2, 0, 4, 4) = 0.5f;    // three quarters gray
+  const auto path = scratch("filters.png").string();
+  const auto [w, h] = report::write_filter_grid(path, {before, after}, 3);
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(path.c_str(), &width, &height, &channels, 1);
+  REQUIRE(pixels != nullptr);
+  CHECK(width == w);
+  CHECK(height == h);
+  CHECK(width == 2 + 4 * (5 * 3 + 2));
+  CHECK(height == 2 + 2 * (5 * 3 + 2));
+  auto at = [&](int bank, int filter, int y, int x) {
+    return int(pixels[(2 + bank * 17 + y) * width + 2 + filter * 17 + x]);
+  };
+  CHECK(at(0, 0, 0, 0) == 255);
+  CHECK(at(1, 1, 2, 2) == 0);
+  CHECK(at(1, 2, 14, 14) == 191);
+  CHECK(at(0, 3, 7, 7) == 128);  // zero is mid-gray
+  CHECK(int(pixels[0]) == 255);  // the gaps are white
+  stbi_image_free(pixels);
+}
+
+TEST_CASE("the chart SVG has its title, axes label, a polyline and legend entry per series") {
+  const auto path = scratch("curves.svg").string();
+  report::write_chart_svg(path, "Fashion-MNIST", "epoch",
+                          {{"train loss", "#1f77b4", {{1, 0.6}, {2, 0.4}, {3, 0.3}}},
+                           {"test accuracy", "#d62728", {{1, 0.85}, {2, 0.89}, {3, 0.91}}}});
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string svg = text.str();
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+  CHECK(svg.find("</svg>") != std::string::npos);
+  CHECK(svg.find(">Fashion-MNIST</text>") != std::string::npos);
+  CHECK(svg.find(">epoch</text>") != std::string::npos);
+  CHECK(count(svg, "<polyline") == 2);
+  CHECK(svg.find(">train loss</text>") != std::string::npos);
+  CHECK(svg.find(">test accuracy</text>") != std::string::npos);
+  CHECK(count(svg, "<circle") == 6);
+}
+
+TEST_CASE("report errors") {
+  CHECK_THROWS_AS(report::write_filter_grid(scratch("x.png").string(), {}), std::invalid_argument);
+  CHECK_THROWS_AS(report::write_filter_grid("/nonexistent-dir/x.png", {xt::zeros<float>({1, 1, 2, 2})}),
+                  std::runtime_error);
+  CHECK_THROWS_AS(report::write_chart_svg("/nonexistent-dir/x.svg", "t", "x", {}), std::runtime_error);
+}
