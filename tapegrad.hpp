@@ -17,3 +17,5 @@
 #include "ops/loss.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
+#include "nn/layers.hpp"
+#include "nn/module.hpp"
