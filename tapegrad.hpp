@@ -17,5 +17,6 @@
 #include "ops/loss.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
+#include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"

@@ -135,8 +135,9 @@ BasicTensor<T> BasicBatchNorm2d<T>::forward(const Tensor& x) {
     mean_c = reshape(running_mean, per_channel);
     var_c = reshape(running_var, per_channel);
   }
-  // x̂ = (x - mean) / √(var + eps); y = γ·x̂ + β
-  Tensor y = div(sub(x, mean_c), sqrt(add(var_c, scalar<T>(eps))));
+  // x̂ = (x - mean) · 1/√(var + eps); y = γ·x̂ + β. The reciprocal is taken on
+  // the (1, C, 1, 1) statistics, so the full-size tensors see one mul, not a div.
+  Tensor y = mul(sub(x, mean_c), div(scalar<T>(1), sqrt(add(var_c, scalar<T>(eps)))));
   if (weight.defined()) y = add(mul(y, reshape(weight, per_channel)), reshape(bias, per_channel));
   return y;
 }

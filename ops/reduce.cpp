@@ -47,33 +47,40 @@ Axes all_axes(std::size_t ndim) {
   return axes;
 }
 
-// Calls f(input offset, output offset) for every element of a tensor of `shape`.
-template <class F>
-void for_each_reduced(const Shape& shape, const Reduction& r, F&& f) {
-  const kernels::Strides none(shape.size(), 0);
-  kernels::for_each_offset(shape, kernels::contiguous_strides(shape), r.out_strides, none,
-                           [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { f(i, o); });
-}
-
-// acc[o] += x[i] for every element, row by row: a reduced last axis is summed
-// in a register, a kept one is added as a vector.
-template <class T>
-void sum_into(const T* x, const Shape& shape, const Reduction& r, double* acc) {
+// Walks a tensor of `shape` row by row for a reduction: calls
+// row(input offset, output offset, n) for each run of n elements along the
+// last axis. When the last axis is reduced the whole run lands in output
+// element o; otherwise element k of the run lands in output element o + k.
+// Callers pick the matching tight loop.
+template <class Row>
+void for_each_reduced_row(const Shape& shape, const Reduction& r, Row&& row) {
   const std::size_t n = shape.empty() ? 1 : shape.back();
-  const bool last_reduced = shape.empty() || r.out_strides.back() == 0;
   const kernels::Strides none(shape.size(), 0);
   kernels::for_each_row(shape, kernels::contiguous_strides(shape), r.out_strides, none,
-                        [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
-                          const T* row = x + i;
-                          if (last_reduced) {
-                            double s = 0.0;
-                            for (std::size_t k = 0; k < n; ++k) s += row[k];
-                            acc[o] += s;
-                          } else {
-                            double* a = acc + o;
-                            for (std::size_t k = 0; k < n; ++k) a[k] += row[k];
-                          }
-                        });
+                        [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { row(i, o, n); });
+}
+
+// Whether the last axis of `shape` is reduced under r.
+bool last_axis_reduced(const Shape& shape, const Reduction& r) {
+  return shape.empty() || r.out_strides.back() == 0;
+}
+
+// acc[o] += x[i] for every element: a reduced run is summed in a register,
+// a kept one is added as a vector.
+template <class T>
+void sum_into(const T* x, const Shape& shape, const Reduction& r, double* acc) {
+  const bool whole_run = last_axis_reduced(shape, r);
+  for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+    const T* run = x + i;
+    if (whole_run) {
+      double s = 0.0;
+      for (std::size_t k = 0; k < n; ++k) s += run[k];
+      acc[o] += s;
+    } else {
+      double* a = acc + o;
+      for (std::size_t k = 0; k < n; ++k) a[k] += run[k];
+    }
+  });
 }
 
 }  // namespace
@@ -173,8 +180,14 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
   std::fill(out.begin(), out.end(), -std::numeric_limits<T>::infinity());
   const T* px = x.data();
   T* po = out.data();
-  for_each_reduced(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) {
-    if (px[i] > po[o]) po[o] = px[i];
+  const bool whole_run = last_axis_reduced(in_shape, r);
+  for_each_reduced_row(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+    const T* run = px + i;
+    T* best = po + o;
+    for (std::size_t k = 0; k < n; ++k) {
+      T& b = whole_run ? best[0] : best[k];
+      b = run[k] > b ? run[k] : b;
+    }
   });
   return record("max", {x}, std::move(out))
       .save({x})
@@ -185,12 +198,22 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
         const Shape shape = x.shape();
         const T* px = x.data();
         const T* py = c.output.data();
-        std::vector<T> ties(c.output.numel(), T(0));
-        for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) { ties[o] += T(px[i] == py[o]); });
+        const bool whole_run = last_axis_reduced(shape, r);
+        xt::xarray<T> ties = zeros_array<T>(r.keep_shape);  // elements equal to each maximum
+        T* pt = ties.data();
+        for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+          for (std::size_t k = 0; k < n; ++k) {
+            const std::size_t at = whole_run ? 0 : k;
+            pt[o + std::ptrdiff_t(at)] += T(px[i + std::ptrdiff_t(k)] == py[o + std::ptrdiff_t(at)]);
+          }
+        });
         xt::xarray<T> share = empty_array<T>(shape);
         T* ps = share.data();
-        for_each_reduced(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o) {
-          ps[i] = px[i] == py[o] ? T(1) / ties[o] : T(0);
+        for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+          for (std::size_t k = 0; k < n; ++k) {
+            const std::ptrdiff_t at = o + std::ptrdiff_t(whole_run ? 0 : k), ik = i + std::ptrdiff_t(k);
+            ps[ik] = px[ik] == py[at] ? T(1) / pt[at] : T(0);
+          }
         });
         return Grads<T>{mul(broadcast_to(reshape(c.grad, r.keep_shape), shape), BasicTensor<T>(std::move(share)))};
       });

@@ -1,0 +1,559 @@
+// The data layer: IDX files, MNIST-style datasets, the DataLoader.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <xtensor/xview.hpp>
+
+#include <tapegrad/nn/data.hpp>
+#include <tapegrad/tapegrad.hpp>
+
+namespace fs = std::filesystem;
+namespace data = tg::data;
+using Bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+// A fresh directory under the system's temporary directory, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    for (int attempt = 0;; ++attempt) {
+      path = fs::temp_directory_path() /
+             ("tapegrad-test-data-" + std::to_string(stamp) + "-" + std::to_string(rd()) + "-" + std::to_string(attempt));
+      if (fs::create_directory(path)) break;
+    }
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+void write_bytes(const std::string& path, const Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+Bytes read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// An IDX file's bytes written out by hand: magic, type, sizes, then `body`.
+Bytes idx_bytes(const std::vector<std::uint32_t>& sizes, const Bytes& body, std::uint8_t type = 0x08) {
+  Bytes out{0, 0, type, static_cast<std::uint8_t>(sizes.size())};
+  for (std::uint32_t s : sizes)
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(s >> shift));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+Bytes iota_bytes(std::size_t n, unsigned start = 0) {
+  Bytes out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>((start + i * 7) % 256);
+  return out;
+}
+
+std::uint32_t crc32(const Bytes& bytes) {
+  std::uint32_t crc = 0xffffffffu;
+  for (std::uint8_t b : bytes) {
+    crc ^= b;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void put_le32(Bytes& out, std::uint32_t v) {
+  for (int k = 0; k < 4; ++k) out.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
+}
+
+// A gzip file made without zlib: deflate "stored" blocks of at most 65535
+// bytes, then the CRC-32 and the length, as RFC 1951/1952 describe.
+Bytes gzip_stored(const Bytes& payload) {
+  Bytes out{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+  std::size_t at = 0;
+  do {
+    const std::size_t n = std::min<std::size_t>(65535, payload.size() - at);
+    const bool last = at + n == payload.size();
+    out.push_back(last ? 1 : 0);
+    out.push_back(static_cast<std::uint8_t>(n));
+    out.push_back(static_cast<std::uint8_t>(n >> 8));
+    out.push_back(static_cast<std::uint8_t>(~n));
+    out.push_back(static_cast<std::uint8_t>(~n >> 8));
+    out.insert(out.end(), payload.begin() + static_cast<std::ptrdiff_t>(at),
+               payload.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+  } while (at < payload.size());
+  put_le32(out, crc32(payload));
+  put_le32(out, static_cast<std::uint32_t>(payload.size()));
+  return out;
+}
+
+}  // namespace
+
+// `expr` throws `Type` whose message contains the file's path and `part`.
+#define CHECK_FILE_ERROR(Type, expr, path, part)                                         \
+  do {                                                                                \
+    CHECK_THROWS_WITH_AS(expr, doctest::Contains(std::string(path).c_str()), Type);  \
+    CHECK_THROWS_WITH_AS(expr, doctest::Contains(std::string(part).c_str()), Type);  \
+  } while (false)
+
+// ---- IDX files ---------------------------------------------------------------
+
+TEST_CASE("read_idx reads plain IDX files of 1 to 4 dimensions exactly") {
+  TempDir dir;
+  const std::vector<std::vector<std::uint32_t>> shapes{{7}, {3, 5}, {2, 3, 4}, {2, 1, 3, 2}, {0}, {3, 0, 2}};
+  for (const auto& sizes : shapes) {
+    std::size_t n = 1;
+    for (auto s : sizes) n *= s;
+    const Bytes body = iota_bytes(n, 3);
+    const std::string path = dir / ("a" + std::to_string(sizes.size()) + "_" + std::to_string(n) + ".idx");
+    write_bytes(path, idx_bytes(sizes, body));
+    const data::IdxArray a = data::read_idx(path);
+    CHECK(a.shape == tg::Shape(sizes.begin(), sizes.end()));
+    CHECK(a.data == body);
+  }
+}
+
+TEST_CASE("write_idx writes the IDX layout, plain or gzip, and read_idx reads both back") {
+  TempDir dir;
+  const data::IdxArray array{{4, 3, 2}, iota_bytes(24, 11)};
+
+  data::write_idx(dir / "plain", array);
+  CHECK(read_bytes(dir / "plain") == idx_bytes({4, 3, 2}, array.data));  // big-endian sizes, then the data
+  CHECK(data::read_idx(dir / "plain") == array);
+
+  data::write_idx(dir / "packed.gz", array, /*gzip=*/true);
+  const Bytes packed = read_bytes(dir / "packed.gz");
+  REQUIRE(packed.size() >= 2);
+  CHECK(packed[0] == 0x1f);
+  CHECK(packed[1] == 0x8b);
+  CHECK(data::read_idx(dir / "packed.gz") == array);
+
+  // Compression is recognised by the magic bytes, not by the name.
+  data::write_idx(dir / "packed-no-suffix", array, true);
+  CHECK(data::read_idx(dir / "packed-no-suffix") == array);
+  data::write_idx(dir / "plain-with-suffix.gz", array, false);
+  CHECK(data::read_idx(dir / "plain-with-suffix.gz") == array);
+
+  // A larger array through zlib, in more than one read chunk.
+  const data::IdxArray big{{3000, 28, 28}, iota_bytes(3000 * 28 * 28, 5)};
+  data::write_idx(dir / "big.gz", big, true);
+  CHECK(data::read_idx(dir / "big.gz") == big);
+}
+
+TEST_CASE("read_idx reads gzip files written by another encoder") {
+  TempDir dir;
+  // One stored block, and several (more than 65535 bytes).
+  for (std::uint32_t rows : {3u, 100u}) {
+    const Bytes body = iota_bytes(rows * 28 * 28, rows);
+    const std::string path = dir / ("stored" + std::to_string(rows) + ".gz");
+    write_bytes(path, gzip_stored(idx_bytes({rows, 28, 28}, body)));
+    const data::IdxArray a = data::read_idx(path);
+    CHECK(a.shape == tg::Shape{rows, 28, 28});
+    CHECK(a.data == body);
+  }
+}
+
+TEST_CASE("write_idx rejects shapes that do not describe the data") {
+  TempDir dir;
+  CHECK_FILE_ERROR(tg::ShapeError, data::write_idx(dir / "x", {{2, 3}, Bytes(5)}), dir / "x",
+                   "shape (2, 3) does not match the 5 bytes of data");
+  CHECK_FILE_ERROR(tg::ShapeError, data::write_idx(dir / "x", {{}, Bytes(1)}), dir / "x", "must have 1 to 4 sizes");
+  CHECK_FILE_ERROR(tg::ShapeError, data::write_idx(dir / "x", {{1, 1, 1, 1, 1}, Bytes(1)}), dir / "x",
+                   "must have 1 to 4 sizes");
+  CHECK_FILE_ERROR(tg::ShapeError, data::write_idx(dir / "x", {{std::size_t{1} << 33}, Bytes(1)}), dir / "x",
+                   "does not fit in 32 bits");
+  CHECK_FALSE(fs::exists(dir / "x"));
+  const std::string unwritable = dir / "no-such-dir/x";
+  CHECK_FILE_ERROR(data::DataError, data::write_idx(unwritable, {{1}, Bytes(1)}), unwritable,
+                   "cannot open for writing");
+  CHECK_FILE_ERROR(data::DataError, data::write_idx(unwritable, {{1}, Bytes(1)}, true), unwritable,
+                   "cannot open for writing");
+}
+
+TEST_CASE("read_idx names the file and the problem for malformed files") {
+  TempDir dir;
+  auto bad = [&](const std::string& name, const Bytes& bytes) {
+    write_bytes(dir / name, bytes);
+    return dir / name;
+  };
+  const Bytes body = iota_bytes(24);
+
+  std::string p = bad("truncated", idx_bytes({2, 3, 4}, Bytes(body.begin(), body.begin() + 10)));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, ": truncated: expected 24 bytes of data for shape (2, 3, 4), found 10");
+  CHECK_THROWS_WITH_AS(data::read_idx(p), doctest::Contains((p + ": truncated").c_str()), data::DataError);
+
+  Bytes longer = body;
+  longer.push_back(0);
+  longer.push_back(0);
+  p = bad("trailing", idx_bytes({2, 3, 4}, longer));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "trailing data: expected 24 bytes of data for shape (2, 3, 4), found 26 (2 too many)");
+
+  Bytes magic = idx_bytes({24}, body);
+  magic[0] = 0x01;
+  p = bad("magic", magic);
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "not an IDX file: bad magic 0x01 0x00 (expected 0x00 0x00)");
+
+  p = bad("float-type", idx_bytes({6}, body, 0x0d));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "unsupported type byte 0x0d (32-bit float): only 0x08 (unsigned byte) is supported");
+  p = bad("unknown-type", idx_bytes({24}, body, 0x07));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "invalid type byte 0x07");
+
+  p = bad("zero-dims", idx_bytes({}, body));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "unsupported dimension count 0 (expected 1 to 4)");
+  p = bad("five-dims", idx_bytes({1, 2, 3, 4, 1}, body));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "unsupported dimension count 5 (expected 1 to 4)");
+
+  Bytes short_header = idx_bytes({2, 3, 4}, {});
+  short_header.resize(4 + 6);  // 1.5 of the 3 sizes
+  p = bad("short-header", short_header);
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "truncated header: expected 12 bytes of sizes for 3 dimensions, found 6");
+
+  p = bad("tiny", {0, 0, 8});
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "not an IDX file: 3 bytes, shorter than the 4-byte header");
+  p = bad("empty", {});
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "not an IDX file: 0 bytes");
+
+  // Sizes whose product does not fit in 64 bits, followed by a little data.
+  p = bad("overflow", idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu, 2}, body));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "sizes (4294967295, 4294967295, 4294967295, 2) overflow");
+  // Large but representable: reported as truncated, without allocating it.
+  p = bad("huge", idx_bytes({0xffffffffu, 0xffffffffu}, body));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "truncated: expected 18446744065119617025 bytes of data");
+}
+
+TEST_CASE("read_idx checks the contents of gzip files and the gzip stream itself") {
+  TempDir dir;
+  const Bytes body = iota_bytes(24);
+  std::string p = dir / "truncated.gz";
+  write_bytes(p, gzip_stored(idx_bytes({2, 3, 4}, Bytes(body.begin(), body.begin() + 20))));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, ": truncated: expected 24 bytes of data for shape (2, 3, 4), found 20");
+
+  Bytes trailing = body;
+  trailing.push_back(9);
+  p = dir / "trailing.gz";
+  write_bytes(p, gzip_stored(idx_bytes({2, 3, 4}, trailing)));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "trailing data");
+
+  p = dir / "type.gz";
+  write_bytes(p, gzip_stored(idx_bytes({24}, body, 0x0c)));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "unsupported type byte 0x0c (32-bit integer)");
+
+  // The compressed stream cut short.
+  const data::IdxArray array{{50, 28, 28}, iota_bytes(50 * 28 * 28)};
+  data::write_idx(dir / "whole.gz", array, true);
+  Bytes packed = read_bytes(dir / "whole.gz");
+  p = dir / "cut.gz";
+  write_bytes(p, Bytes(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(packed.size() / 2)));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "corrupt gzip stream: ");
+  CHECK_THROWS_WITH_AS(data::read_idx(p), doctest::Contains((p + ": corrupt gzip stream: ").c_str()), data::DataError);
+
+  // A wrong CRC-32 in the trailer.
+  Bytes bad_crc = gzip_stored(idx_bytes({24}, body));
+  bad_crc[bad_crc.size() - 8] ^= 0xff;
+  p = dir / "crc.gz";
+  write_bytes(p, bad_crc);
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "corrupt gzip stream");
+
+  // Only the gzip magic.
+  p = dir / "magic-only.gz";
+  write_bytes(p, {0x1f, 0x8b});
+  CHECK_THROWS_WITH_AS(data::read_idx(p), doctest::Contains(p.c_str()), data::DataError);
+}
+
+TEST_CASE("read_idx reports files that cannot be read") {
+  TempDir dir;
+  const std::string missing = dir / "missing-images-idx3-ubyte";
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(missing), missing, "cannot open: no such file");
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(dir.path.string()), dir.path.string(), "cannot open: is a directory");
+  // DataError is a tg::Error, so callers can catch everything tapegrad throws at once.
+  CHECK_THROWS_AS(data::read_idx(missing), tg::Error);
+}
+
+// ---- load_mnist --------------------------------------------------------------
+
+namespace {
+
+// A tiny MNIST-style directory: `n` 28x28 images whose pixels cover 0..255.
+struct TinyMnist {
+  TempDir dir;
+  data::IdxArray images, labels;
+  explicit TinyMnist(std::size_t n = 6, bool gzip_test = true) {
+    images = {{n, 28, 28}, iota_bytes(n * 28 * 28)};
+    images.data[0] = 0;
+    images.data[1] = 255;
+    labels = {{n}, {}};
+    for (std::size_t i = 0; i < n; ++i) labels.data.push_back(static_cast<std::uint8_t>((i * 3) % 10));
+    data::write_idx(dir / "train-images-idx3-ubyte", images);
+    data::write_idx(dir / "train-labels-idx1-ubyte", labels);
+    const std::string suffix = gzip_test ? ".gz" : "";
+    data::write_idx(dir / ("t10k-images-idx3-ubyte" + suffix), images, gzip_test);
+    data::write_idx(dir / ("t10k-labels-idx1-ubyte" + suffix), labels, gzip_test);
+  }
+};
+
+void check_dataset(const data::Dataset& d, const TinyMnist& m, std::size_t n, data::Normalization norm) {
+  REQUIRE(d.size() == n);
+  CHECK(d.images.shape() == tg::Shape{n, 1, 28, 28});
+  CHECK_FALSE(d.images.requires_grad());
+  for (std::size_t i = 0; i < n; ++i) CHECK(d.labels[i] == m.labels.data[i]);
+  bool exact = true;
+  for (std::size_t i = 0; i < n * 28 * 28; ++i) {
+    const float want = (static_cast<float>(m.images.data[i]) / 255.0f - norm.mean) / norm.std;
+    exact = exact && d.images.data()[i] == want;
+  }
+  CHECK(exact);
+}
+
+}  // namespace
+
+TEST_CASE("load_mnist scales to [0, 1] and normalizes with the given mean and std") {
+  TinyMnist m;
+  const std::string dir = m.dir.path.string();
+
+  const data::Dataset train = data::load_mnist(dir, true);  // Fashion-MNIST's statistics by default
+  check_dataset(train, m, 6, data::fashion_mnist_normalization);
+  CHECK(train.images.data()[0] == (0.0f - 0.2860f) / 0.3530f);
+  CHECK(train.images.data()[1] == (1.0f - 0.2860f) / 0.3530f);
+
+  const data::Dataset raw = data::load_mnist(dir, true, 0, {0.0f, 1.0f});
+  check_dataset(raw, m, 6, data::no_normalization);
+  CHECK(raw.images.data()[0] == 0.0f);
+  CHECK(raw.images.data()[1] == 1.0f);
+  CHECK(xt::amin(raw.images.value())() >= 0.0f);
+  CHECK(xt::amax(raw.images.value())() <= 1.0f);
+
+  check_dataset(data::load_mnist(dir, false, 0, data::mnist_normalization), m, 6, data::mnist_normalization);  // from .gz
+  check_dataset(data::load_mnist(dir, false, 4), m, 4, data::fashion_mnist_normalization);                  // a limit
+  check_dataset(data::load_mnist(dir, true, 100), m, 6, data::fashion_mnist_normalization);                  // more than there are
+
+  CHECK(data::default_fashion_mnist_dir() == "/usr/share/datasets/fashion-mnist");
+  CHECK_THROWS_AS(data::load_mnist(dir, true, 0, {0.0f, 0.0f}), tg::ValueError);
+  CHECK_THROWS_AS(data::load_mnist(dir, true, 0, {0.0f, -1.0f}), tg::ValueError);
+}
+
+TEST_CASE("load_mnist prefers the plain file when both it and the .gz exist") {
+  TinyMnist m(6, /*gzip_test=*/false);
+  data::IdxArray other = m.labels;
+  for (auto& l : other.data) l = 9;
+  data::write_idx(m.dir / "t10k-labels-idx1-ubyte.gz", other, true);
+  CHECK(data::load_mnist(m.dir.path.string(), false).labels[0] == 0);
+  fs::remove(m.dir / "t10k-labels-idx1-ubyte");
+  CHECK(data::load_mnist(m.dir.path.string(), false).labels[0] == 9);
+}
+
+TEST_CASE("load_mnist errors name the files") {
+  TinyMnist m;
+  const std::string dir = m.dir.path.string();
+  const std::string images = m.dir / "train-images-idx3-ubyte", labels = m.dir / "train-labels-idx1-ubyte";
+
+  SUBCASE("missing file: both names are listed") {
+    fs::remove(labels);
+    CHECK_THROWS_WITH_AS(data::load_mnist(dir, true),
+                         doctest::Contains(("load_mnist: no training labels file in " + dir + ": neither " + labels +
+                                            " nor " + labels + ".gz exists")
+                                               .c_str()),
+                         data::DataError);
+    fs::remove(m.dir / "t10k-images-idx3-ubyte.gz");
+    CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, false), m.dir / "t10k-images-idx3-ubyte.gz",
+                     "neither " + (m.dir / "t10k-images-idx3-ubyte") + " nor");
+    CHECK_THROWS_AS(data::load_mnist(m.dir / "no-such-dir", true), data::DataError);
+  }
+  SUBCASE("image and label counts differ") {
+    data::write_idx(labels, {{5}, Bytes(5, 1)});
+    CHECK_THROWS_WITH_AS(data::load_mnist(dir, true),
+                         doctest::Contains(("load_mnist: " + images + " holds 6 images but " + labels + " holds 5 labels").c_str()),
+                         data::DataError);
+  }
+  SUBCASE("a label out of range") {
+    Bytes l(6, 2);
+    l[4] = 10;
+    data::write_idx(labels, {{6}, l});
+    CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, true), labels, "label 10 at index 4 is out of range [0, 10)");
+  }
+  SUBCASE("wrong dimensionality") {
+    data::write_idx(images, {{6, 784}, Bytes(6 * 784)});
+    CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, true), images,
+                     "expected 3-d images (count, rows, cols), found shape (6, 784)");
+    data::write_idx(labels, {{6, 1}, Bytes(6)});
+    CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, true), labels, "expected 1-d labels (count), found shape (6, 1)");
+  }
+  SUBCASE("a malformed file") {
+    write_bytes(images, {0, 0, 8, 3, 0, 0});
+    CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, true), images, "truncated header");
+  }
+}
+
+// ---- DataLoader --------------------------------------------------------------
+
+namespace {
+
+// n images (n, 1, 2, 3) whose elements encode their row: 100 * row + k.
+data::Dataset numbered(std::size_t n) {
+  xt::xarray<float> v = xt::xarray<float>::from_shape({n, std::size_t{1}, std::size_t{2}, std::size_t{3}});
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < 6; ++k) v.data()[i * 6 + k] = static_cast<float>(100 * i + k);
+  data::Dataset d;
+  d.images = tg::Tensor(v);
+  for (std::size_t i = 0; i < n; ++i) d.labels.push_back(static_cast<std::int64_t>(1000 + i));
+  return d;
+}
+
+// The dataset rows of one epoch, batch after batch.
+std::vector<std::size_t> epoch_rows(data::DataLoader& loader) {
+  loader.start_epoch();
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < loader.num_batches(); ++i) {
+    const data::Batch b = loader.batch(i);
+    rows.insert(rows.end(), b.indices.begin(), b.indices.end());
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("DataLoader batch sizes, the last partial batch and drop_last") {
+  const data::Dataset d = numbered(10);
+  data::DataLoader loader(d, {4});
+  CHECK(loader.num_batches() == 3);
+  loader.start_epoch();
+  CHECK(loader.batch(0).size() == 4);
+  CHECK(loader.batch(1).size() == 4);
+  CHECK(loader.batch(2).size() == 2);
+  CHECK(loader.batch(2).images.shape() == tg::Shape{2, 1, 2, 3});
+  CHECK(loader.batch(0).images.shape() == tg::Shape{4, 1, 2, 3});
+  CHECK(epoch_rows(loader) == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});  // no shuffle: in order
+
+  data::DataLoader dropping(d, {4, false, 0, /*drop_last=*/true});
+  CHECK(dropping.num_batches() == 2);
+  CHECK(epoch_rows(dropping) == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6, 7});
+
+  data::DataLoader exact(d, {5, true, 3, true});
+  CHECK(exact.num_batches() == 2);
+  CHECK(epoch_rows(exact).size() == 10);
+
+  data::DataLoader whole(d, {64});
+  CHECK(whole.num_batches() == 1);
+  whole.start_epoch();
+  CHECK(whole.batch(0).size() == 10);
+  CHECK(data::DataLoader(d, {64, false, 0, true}).num_batches() == 0);
+}
+
+TEST_CASE("DataLoader batches are copies of the dataset's rows with their labels") {
+  const data::Dataset d = numbered(11);
+  data::DataLoader loader(d, {3, true, 42});
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    loader.start_epoch();
+    for (std::size_t i = 0; i < loader.num_batches(); ++i) {
+      const data::Batch b = loader.batch(i);
+      REQUIRE(b.indices.size() == b.size());
+      REQUIRE(b.images.numel() == b.size() * 6);
+      for (std::size_t k = 0; k < b.size(); ++k) {
+        const std::size_t row = b.indices[k];
+        CHECK(b.indices[k] == loader.order()[i * 3 + k]);
+        CHECK(b.labels[k] == d.labels[row]);
+        CHECK(xt::view(b.images.value(), k) == xt::view(d.images.value(), row));
+      }
+    }
+  }
+  // A batch is a copy: changing it leaves the dataset alone.
+  loader.start_epoch();
+  data::Batch b = loader.batch(0);
+  const std::size_t row = b.indices[0];
+  b.images.value()(0, 0, 0, 0) = -1.0f;
+  CHECK(d.images.value()(row, 0, 0, 0) == static_cast<float>(100 * row));
+}
+
+TEST_CASE("DataLoader shuffling: each index once per epoch, reproducible from the seed") {
+  const data::Dataset d = numbered(50);
+  data::DataLoader a(d, {8, true, 7}), b(d, {8, true, 7}), c(d, {8, true, 8});
+  std::vector<std::size_t> identity(50);
+  for (std::size_t i = 0; i < 50; ++i) identity[i] = i;
+  std::vector<std::vector<std::size_t>> epochs;
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    const std::vector<std::size_t> rows = epoch_rows(a);
+    std::vector<std::size_t> sorted = rows;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == identity);  // every index exactly once
+    CHECK(rows == epoch_rows(b));  // same seed, same order
+    CHECK(rows != epoch_rows(c));  // another seed, another order
+    epochs.push_back(rows);
+  }
+  CHECK(a.epoch() == 3);
+  CHECK(epochs[0] != epochs[1]);  // a new permutation every epoch
+  CHECK(epochs[1] != epochs[2]);
+  CHECK(epochs[0] != identity);  // shuffled at all
+}
+
+TEST_CASE("DataLoader errors") {
+  const data::Dataset d = numbered(4);
+  CHECK_THROWS_WITH_AS(data::DataLoader(d, {0}), doctest::Contains("DataLoader: batch size must be positive"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(data::DataLoader(numbered(0), {4}), doctest::Contains("DataLoader: the dataset is empty"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(data::DataLoader(data::Dataset{}, {4}), doctest::Contains("DataLoader: the dataset's images are undefined"),
+                       tg::ShapeError);
+  data::Dataset mismatched = numbered(4);
+  mismatched.labels.pop_back();
+  CHECK_THROWS_WITH_AS(data::DataLoader(mismatched, {4}),
+                       doctest::Contains("DataLoader: images (4, 1, 2, 3) hold 4 samples but there are 3 labels"),
+                       tg::ShapeError);
+  data::DataLoader loader(d, {3});
+  CHECK_THROWS_WITH_AS(loader.batch(0), doctest::Contains("call start_epoch()"), tg::ValueError);
+  loader.start_epoch();
+  CHECK_THROWS_WITH_AS(loader.batch(2), doctest::Contains("DataLoader::batch: index 2 is out of range for 2 batches"),
+                       tg::ValueError);
+}
+
+// ---- the real data set -------------------------------------------------------
+
+TEST_CASE("the Debian Fashion-MNIST test set, when installed") {
+  const std::string dir = data::default_fashion_mnist_dir();
+  if (!fs::is_directory(dir)) {
+    MESSAGE("skipped: " << dir << " is absent (apt-get install dataset-fashion-mnist)");
+    return;
+  }
+  const data::Dataset test = data::load_mnist(dir, false, 0, data::no_normalization);
+  REQUIRE(test.size() == 10000);
+  CHECK(test.images.shape() == tg::Shape{10000, 1, 28, 28});
+  std::array<std::size_t, 10> per_class{};
+  std::size_t out_of_range = 0;
+  for (std::int64_t l : test.labels) {
+    if (l < 0 || l >= 10)
+      ++out_of_range;
+    else
+      ++per_class[static_cast<std::size_t>(l)];
+  }
+  CHECK(out_of_range == 0);
+  for (std::size_t c = 0; c < 10; ++c) CHECK(per_class[c] == 1000);
+  CHECK(xt::amin(test.images.value())() == 0.0f);
+  CHECK(xt::amax(test.images.value())() == 1.0f);
+  // The default normalization gives the test set roughly zero mean, unit std.
+  const data::Dataset normalized = data::load_mnist(dir, false);
+  const double mean = xt::mean(normalized.images.value())();
+  const double stddev = xt::stddev(normalized.images.value())();
+  CHECK(std::abs(mean) < 0.02);
+  CHECK(std::abs(stddev - 1.0) < 0.02);
+
+  const data::Dataset head = data::load_mnist(dir, false, 100);
+  CHECK(head.size() == 100);
+  CHECK(std::equal(head.labels.begin(), head.labels.end(), test.labels.begin()));
+}
