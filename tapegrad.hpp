@@ -20,3 +20,4 @@
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
+#include "nn/serialize.hpp"

@@ -1,0 +1,509 @@
+// The safetensors reader and writer. Reading validates the whole header
+// against the file's size before it reads any tensor data, and then reads
+// each tensor with one bounded read at a validated offset.
+#include "serialize.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+
+namespace tg::nn {
+
+namespace {
+
+// Reading: a std::map-backed object, so parsing n entries is O(n log n).
+using Json = nlohmann::json;
+// Writing: each entry's fields in the reference implementation's order
+// (dtype, shape, data_offsets), the metadata first.
+using OrderedJson = nlohmann::ordered_json;
+
+// The reference implementation refuses larger headers, too.
+constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+
+static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4, "F32 needs IEEE-754 binary32 floats");
+static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8, "F64 needs IEEE-754 binary64 doubles");
+
+// The safetensors dtypes with a whole number of bytes per element.
+struct DTypeInfo {
+  const char* name;
+  std::size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"F8_E8M0", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
+    {"F32", 4},  {"I64", 8}, {"U64", 8}, {"F64", 8},     {"C64", 8},
+};
+
+// Bytes per element; 0 for a name that is not a dtype.
+std::size_t dtype_size(const std::string& name) {
+  for (const auto& d : kDTypes)
+    if (name == d.name) return d.size;
+  return 0;
+}
+
+template <class T>
+const char* dtype_name();
+template <>
+const char* dtype_name<float>() {
+  return "F32";
+}
+template <>
+const char* dtype_name<double>() {
+  return "F64";
+}
+
+bool little_endian_host() {
+  const std::uint16_t one = 1;
+  unsigned char first = 0;
+  std::memcpy(&first, &one, 1);
+  return first == 1;
+}
+
+// Reverses the bytes of each of the `count` elements of `size` bytes.
+void swap_bytes(char* bytes, std::size_t count, std::size_t size) {
+  for (std::size_t i = 0; i < count; ++i) std::reverse(bytes + i * size, bytes + (i + 1) * size);
+}
+
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+
+// ": No such file or directory", from errno, or nothing.
+std::string os_reason() {
+  const int err = errno;
+  return err ? std::string(": ") + std::strerror(err) : std::string();
+}
+
+// A JSON value, shortened, to quote in a message.
+std::string excerpt(const Json& j) {
+  std::string s = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+// "an array", "a string", "an object"...
+std::string a_type(const Json& j) {
+  const std::string t = j.type_name();
+  return (t == "array" || t == "object" ? "an " : "a ") + t;
+}
+
+bool valid_utf8(const std::string& s) {
+  try {
+    (void)Json(s).dump(-1, ' ', false, Json::error_handler_t::strict);
+    return true;
+  } catch (const Json::exception&) {
+    return false;
+  }
+}
+
+// `s` as a JSON string literal (valid UTF-8 already checked).
+std::string json_string(const std::string& s) { return Json(s).dump(); }
+
+std::string offsets_str(std::uint64_t begin, std::uint64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+}
+
+// ---- writing -------------------------------------------------------------------
+
+struct Pending {
+  const char* data;
+  std::size_t count;
+  std::size_t size;  // bytes per element
+};
+
+template <class T>
+Pending pending(const std::string& path, const std::string& name, const BasicTensor<T>& t) {
+  if (!t.defined()) throw ValueError("save_tensors: " + path + ": tensor " + in_quotes(name) + " is undefined");
+  return {reinterpret_cast<const char*>(t.data()), t.numel(), sizeof(T)};
+}
+
+// Writes `count` elements of `size` bytes little-endian.
+void write_elements(std::ofstream& out, const char* data, std::size_t count, std::size_t size) {
+  if (little_endian_host()) {
+    out.write(data, static_cast<std::streamsize>(count * size));
+    return;
+  }
+  std::vector<char> chunk;
+  const std::size_t per_chunk = std::max<std::size_t>(1, (1u << 16) / size);
+  for (std::size_t i = 0; i < count && out; i += per_chunk) {
+    const std::size_t n = std::min(per_chunk, count - i);
+    chunk.assign(data + i * size, data + (i + n) * size);
+    swap_bytes(chunk.data(), n, size);
+    out.write(chunk.data(), static_cast<std::streamsize>(n * size));
+  }
+}
+
+// ---- reading -------------------------------------------------------------------
+
+[[noreturn]] void format_error(const std::string& path, const std::string& what) {
+  throw FormatError(path + ": " + what);
+}
+
+// A header entry, validated.
+struct Entry {
+  std::string name;
+  std::string dtype;
+  Shape shape;
+  std::uint64_t begin = 0, end = 0;
+};
+
+// The non-negative integer array `key` of an entry, or a FormatError.
+std::vector<std::uint64_t> unsigned_array(const std::string& path, const std::string& name, const Json& entry,
+                                          const char* key, std::size_t required_size, const char* expected) {
+  const auto it = entry.find(key);
+  if (it == entry.end()) format_error(path, "tensor " + in_quotes(name) + ": no " + in_quotes(key) + " field");
+  bool ok = it->is_array() && (required_size == 0 || it->size() == required_size);
+  if (ok)
+    for (const auto& v : *it) ok = ok && v.is_number_unsigned();
+  if (!ok)
+    format_error(path, "tensor " + in_quotes(name) + ": " + in_quotes(key) + " must be " + expected + ", not " +
+                           excerpt(*it));
+  std::vector<std::uint64_t> out;
+  for (const auto& v : *it) out.push_back(v.get<std::uint64_t>());
+  return out;
+}
+
+Entry parse_entry(const std::string& path, const std::string& name, const Json& entry) {
+  if (!entry.is_object())
+    format_error(path, "tensor " + in_quotes(name) + ": the entry is " + a_type(entry) +
+                           ", not an object with dtype, shape and data_offsets");
+  Entry e;
+  e.name = name;
+  const auto dtype = entry.find("dtype");
+  if (dtype == entry.end()) format_error(path, "tensor " + in_quotes(name) + ": no \"dtype\" field");
+  if (!dtype->is_string())
+    format_error(path, "tensor " + in_quotes(name) + ": \"dtype\" must be a string, not " + excerpt(*dtype));
+  e.dtype = dtype->get<std::string>();
+  const std::size_t size = dtype_size(e.dtype);
+  if (size == 0) format_error(path, "tensor " + in_quotes(name) + ": unknown dtype " + in_quotes(e.dtype));
+
+  const auto dims = unsigned_array(path, name, entry, "shape", 0, "an array of non-negative integers");
+  const auto offsets = unsigned_array(path, name, entry, "data_offsets", 2, "[begin, end], two non-negative integers");
+  e.begin = offsets[0];
+  e.end = offsets[1];
+
+  // The element count, refusing shapes whose extents (zeros aside) overflow:
+  // xtensor computes strides from them.
+  constexpr std::uint64_t limit = static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  std::uint64_t numel = 1, nonzero = 1;
+  bool has_zero = false;
+  for (const auto d : dims) {
+    if (d == 0) {
+      has_zero = true;
+    } else if (nonzero > limit / d) {
+      format_error(path, "tensor " + in_quotes(name) + ": shape " + shape_str(dims) + " is too large");
+    } else {
+      nonzero *= d;
+    }
+  }
+  numel = has_zero ? 0 : nonzero;
+  if (numel > limit / size) format_error(path, "tensor " + in_quotes(name) + ": shape " + shape_str(dims) + " is too large");
+  const std::uint64_t nbytes = numel * size;
+  e.shape.assign(dims.begin(), dims.end());
+
+  if (e.begin > e.end)
+    format_error(path, "tensor " + in_quotes(name) + ": data_offsets " + offsets_str(e.begin, e.end) +
+                           " out of range: begin is after end");
+  if (e.end - e.begin != nbytes)
+    format_error(path, "tensor " + in_quotes(name) + ": data_offsets " + offsets_str(e.begin, e.end) + " hold " +
+                           std::to_string(e.end - e.begin) + " bytes, but " + e.dtype + " " + shape_str(dims) +
+                           " needs " + std::to_string(nbytes));
+  return e;
+}
+
+Metadata parse_metadata(const std::string& path, const Json& j) {
+  if (!j.is_object()) format_error(path, "\"__metadata__\" must be an object of strings, not " + a_type(j));
+  Metadata out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it.value().is_string())
+      format_error(path, "\"__metadata__\" must map strings to strings, but " + in_quotes(it.key()) + " is " +
+                             a_type(it.value()));
+    out[it.key()] = it.value().get<std::string>();
+  }
+  return out;
+}
+
+// The first key that an object at the top level repeats. (A parser callback
+// could see the keys too, but makes nlohmann's parse quadratic in their number.)
+struct TopLevelKeys : nlohmann::json_sax<Json> {
+  int depth = 0;
+  std::set<std::string> seen;
+  std::string duplicate;
+
+  bool key(string_t& k) override {
+    if (depth == 1 && !seen.insert(k).second && duplicate.empty()) duplicate = k;
+    return true;
+  }
+  bool start_object(std::size_t) override { return ++depth, true; }
+  bool end_object() override { return --depth, true; }
+  bool start_array(std::size_t) override { return ++depth, true; }
+  bool end_array() override { return --depth, true; }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
+template <class T>
+BasicTensor<T> read_values(std::ifstream& in, const std::string& path, const Entry& e, std::uint64_t data_start) {
+  xt::xarray<T> value = xt::xarray<T>::from_shape(e.shape);
+  const std::uint64_t nbytes = e.end - e.begin;  // == value.size() * sizeof(T), validated
+  in.seekg(static_cast<std::streamoff>(data_start + e.begin));
+  in.read(reinterpret_cast<char*>(value.data()), static_cast<std::streamsize>(nbytes));
+  if (!in || static_cast<std::uint64_t>(in.gcount()) != nbytes)
+    throw FileError(path + ": reading tensor " + in_quotes(e.name) + " failed (did the file change while being read?)");
+  if (!little_endian_host()) swap_bytes(reinterpret_cast<char*>(value.data()), value.size(), sizeof(T));
+  return BasicTensor<T>(std::move(value));
+}
+
+}  // namespace
+
+// ---- tensors -------------------------------------------------------------------
+
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, AnyTensor>>& tensors,
+                  const Metadata& metadata) {
+  const std::string op = "save_tensors: " + path + ": ";
+  // The header is assembled entry by entry: linear in the number of tensors.
+  std::string text = "{";
+  if (!metadata.empty()) {
+    OrderedJson meta = OrderedJson::object();
+    for (const auto& [key, value] : metadata) {
+      if (!valid_utf8(key)) throw ValueError(op + "metadata key " + in_quotes(key) + " is not valid UTF-8");
+      if (!valid_utf8(value)) throw ValueError(op + "metadata value of " + in_quotes(key) + " is not valid UTF-8");
+      meta[key] = value;
+    }
+    text += "\"__metadata__\":" + meta.dump();
+  }
+
+  std::vector<Pending> data;
+  data.reserve(tensors.size());
+  std::set<std::string> names;
+  std::uint64_t offset = 0;
+  for (const auto& [name, any] : tensors) {
+    if (name == "__metadata__") throw ValueError(op + "\"__metadata__\" is reserved, not a tensor name");
+    if (!valid_utf8(name)) throw ValueError(op + "tensor name " + in_quotes(name) + " is not valid UTF-8");
+    if (!names.insert(name).second) throw ValueError(op + "duplicate tensor name " + in_quotes(name));
+    const Pending p = std::visit([&](const auto& t) { return pending(path, name, t); }, any);
+    const char* dtype = std::holds_alternative<Tensor>(any) ? "F32" : "F64";
+    const Shape shape = std::visit([](const auto& t) { return t.shape(); }, any);
+    const std::uint64_t nbytes = static_cast<std::uint64_t>(p.count) * p.size;
+    const OrderedJson entry{
+        {"dtype", dtype}, {"shape", shape}, {"data_offsets", OrderedJson::array({offset, offset + nbytes})}};
+    text += (text.size() > 1 ? "," : "") + json_string(name) + ":" + entry.dump();
+    offset += nbytes;
+    data.push_back(p);
+  }
+  text += "}";
+  text.append((8 - text.size() % 8) % 8, ' ');  // as the reference implementation pads
+
+  errno = 0;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw FileError(path + ": cannot open for writing" + os_reason());
+  char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xff);
+  out.write(length, 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const auto& p : data) write_elements(out, p.data, p.count, p.size);
+  out.close();
+  if (!out) {
+    const std::string reason = os_reason();
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);  // no truncated file left behind
+    throw FileError(path + ": writing failed" + reason);
+  }
+}
+
+TensorFile load_tensors(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw FileError(path + ": cannot open for reading: it is a directory");
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(path + ": cannot open for reading" + os_reason());
+  in.seekg(0, std::ios::end);
+  const std::streamoff end = in.tellg();
+  if (!in || end < 0) throw FileError(path + ": cannot determine the file's size");
+  const auto file_size = static_cast<std::uint64_t>(end);
+  in.seekg(0);
+
+  if (file_size < 8)
+    format_error(path, "the file is " + std::to_string(file_size) +
+                           " bytes long, shorter than the 8-byte header length a safetensors file starts with");
+  unsigned char length[8];
+  in.read(reinterpret_cast<char*>(length), 8);
+  if (!in) throw FileError(path + ": reading the header length failed");
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | length[i];
+  if (n > file_size - 8)
+    format_error(path, "header length " + std::to_string(n) + " is larger than the " + std::to_string(file_size - 8) +
+                           " bytes that follow it");
+  if (n > kMaxHeaderBytes)
+    format_error(path, "header length " + std::to_string(n) + " exceeds the limit of " +
+                           std::to_string(kMaxHeaderBytes) + " bytes");
+  std::string text(static_cast<std::size_t>(n), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(n));
+  if (!in) throw FileError(path + ": reading the header failed");
+
+  Json header;
+  try {
+    header = Json::parse(text);
+  } catch (const Json::exception& e) {
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) what = what.substr(bracket + 2);
+    format_error(path, "the header is not valid JSON: " + what);
+  }
+  if (!header.is_object()) format_error(path, "the header is " + a_type(header) + ", not a JSON object");
+  // A JSON object keeps one of two equal keys; a second, key-only pass finds them.
+  TopLevelKeys keys;
+  Json::sax_parse(text, &keys);
+  if (!keys.duplicate.empty()) format_error(path, "the header names " + in_quotes(keys.duplicate) + " twice");
+
+  TensorFile file;
+  file.path = path;
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__")
+      file.metadata = parse_metadata(path, it.value());
+    else
+      entries.push_back(parse_entry(path, it.key(), it.value()));
+  }
+
+  // The data section: the tensors back to back, from 0 to its very end.
+  const std::uint64_t data_start = 8 + n;
+  const std::uint64_t data_size = file_size - data_start;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  std::uint64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& e : entries) {
+    if (e.begin < covered)
+      format_error(path, "tensors " + in_quotes(previous->name) + " " + offsets_str(previous->begin, previous->end) +
+                             " and " + in_quotes(e.name) + " " + offsets_str(e.begin, e.end) + " overlap");
+    if (e.begin > covered) {
+      if (e.end > data_size)
+        format_error(path, "tensor " + in_quotes(e.name) + ": data_offsets " + offsets_str(e.begin, e.end) +
+                               " out of range: the data section holds " + std::to_string(data_size) + " bytes");
+      format_error(path, "gap in the data section: bytes [" + std::to_string(covered) + ", " +
+                             std::to_string(e.begin) + ") belong to no tensor");
+    }
+    covered = e.end;
+    previous = &e;
+  }
+  if (covered > data_size)
+    format_error(path, "truncated data section: the tensors take " + std::to_string(covered) + " bytes, but " +
+                           std::to_string(data_size) + " follow the header");
+  if (covered < data_size)
+    format_error(path, std::to_string(data_size - covered) + " trailing bytes after the tensors' data (" +
+                           std::to_string(covered) + " bytes)");
+
+  for (const Entry& e : entries) {
+    StoredTensor t;
+    t.name = e.name;
+    t.dtype = e.dtype;
+    t.shape = e.shape;
+    if (e.dtype == "F32")
+      t.value = read_values<float>(in, path, e, data_start);
+    else if (e.dtype == "F64")
+      t.value = read_values<double>(in, path, e, data_start);
+    file.tensors.push_back(std::move(t));
+  }
+  return file;
+}
+
+bool TensorFile::contains(const std::string& name) const {
+  return std::any_of(tensors.begin(), tensors.end(), [&](const StoredTensor& t) { return t.name == name; });
+}
+
+const StoredTensor& TensorFile::at(const std::string& name) const {
+  for (const auto& t : tensors)
+    if (t.name == name) return t;
+  throw MismatchError(path + ": no tensor named " + in_quotes(name));
+}
+
+template <class T>
+BasicTensor<T> TensorFile::get(const std::string& name) const {
+  const StoredTensor& t = at(name);
+  if (const auto* value = std::get_if<BasicTensor<T>>(&t.value)) return *value;
+  throw MismatchError(path + ": tensor " + in_quotes(name) + " is " + t.dtype + ", not " + dtype_name<T>() +
+                      (t.loaded() ? "" : " (only F32 and F64 values can be loaded)"));
+}
+
+// ---- modules -------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+std::vector<std::pair<std::string, BasicTensor<T>>> state(const BasicModule<T>& module) {
+  auto named = module.named_parameters();
+  for (auto& b : module.named_buffers()) named.push_back(std::move(b));
+  return named;
+}
+
+}  // namespace
+
+template <class T>
+void save(const BasicModule<T>& module, const std::string& path, const Metadata& metadata) {
+  save_tensors(path, state(module), metadata);
+}
+
+template <class T>
+void load(BasicModule<T>& module, const std::string& path) {
+  const TensorFile file = load_tensors(path);
+  std::map<std::string, const StoredTensor*> in_file;
+  for (const auto& t : file.tensors) in_file.emplace(t.name, &t);
+
+  const auto wanted = state(module);
+  std::set<std::string> wanted_names;
+  std::vector<std::string> problems;
+  for (const auto& [name, tensor] : wanted) {
+    wanted_names.insert(name);
+    const auto it = in_file.find(name);
+    if (it == in_file.end()) {
+      problems.push_back("missing in file: " + name);
+      continue;
+    }
+    const StoredTensor& stored = *it->second;
+    if (stored.shape != tensor.shape())
+      problems.push_back("shape of " + name + ": " + shape_str(stored.shape) + " in the file, " +
+                         shape_str(tensor.shape()) + " in the module");
+    if (stored.dtype != dtype_name<T>())
+      problems.push_back("dtype of " + name + ": " + stored.dtype + " in the file, " + dtype_name<T>() +
+                         " in the module");
+  }
+  for (const auto& t : file.tensors)
+    if (!wanted_names.count(t.name)) problems.push_back("unexpected in file: " + t.name);
+  if (!problems.empty()) {
+    std::string message = path + ": does not match the module (" + module.type_name() + "), " +
+                          std::to_string(problems.size()) + (problems.size() == 1 ? " difference:" : " differences:");
+    for (const auto& p : problems) message += "\n  " + p;
+    throw MismatchError(message);
+  }
+
+  // Into the existing storage: every handle to these tensors sees the values.
+  for (const auto& [name, tensor] : wanted) {
+    const xt::xarray<T>& source = std::get<BasicTensor<T>>(in_file.at(name)->value).value();
+    BasicTensor<T> target = tensor;
+    std::copy(source.data(), source.data() + source.size(), target.data());
+  }
+}
+
+template BasicTensor<float> TensorFile::get<float>(const std::string&) const;
+template BasicTensor<double> TensorFile::get<double>(const std::string&) const;
+template void save<float>(const BasicModule<float>&, const std::string&, const Metadata&);
+template void save<double>(const BasicModule<double>&, const std::string&, const Metadata&);
+template void load<float>(BasicModule<float>&, const std::string&);
+template void load<double>(BasicModule<double>&, const std::string&);
+
+}  // namespace tg::nn

@@ -1,0 +1,164 @@
+// Saving and loading tensors and modules in the safetensors format
+// (https://github.com/huggingface/safetensors), readable by the reference
+// implementation and by PyTorch, NumPy, JAX...
+//
+//   tg::nn::save(net, "model.safetensors");  // every parameter and buffer, by dotted name
+//   tg::nn::load(net, "model.safetensors");  // names, shapes and dtypes must match
+//
+//   tg::nn::save_tensors("t.safetensors", {{"w", w}, {"x", x_double}}, {{"step", "100"}});
+//   tg::nn::TensorFile f = tg::nn::load_tensors("t.safetensors");
+//   tg::Tensor w2 = f.get<float>("w");
+//
+// The format: an 8-byte little-endian unsigned header length N; N bytes of
+// UTF-8 JSON, an object mapping each tensor's name to {"dtype": "F32",
+// "shape": [2, 3], "data_offsets": [begin, end]} (byte offsets into the data
+// section, which starts right after the header), plus an optional
+// "__metadata__" object of strings; then the data: each tensor's elements,
+// little-endian, row-major, the tensors back to back with no gaps. Files are
+// written as the reference implementation writes them: compact JSON padded
+// with spaces to a multiple of 8 bytes, tensors in the order given.
+//
+// Only F32 (float) and F64 (double) values are loaded. A file may hold other
+// dtypes (BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F8_E4M3,
+// F8_E5M2, F8_E8M0, C64): load_tensors validates them like the rest and lists
+// them with their dtype and shape, but does not read their values; asking for
+// those values (TensorFile::get) throws MismatchError naming the tensor, and
+// load(module) reports them as a dtype mismatch if the module has a tensor of
+// that name. A dtype outside that list is a FormatError.
+//
+// Errors, all derived from tg::Error through SerializeError, each message
+// starting with the file's path:
+//   FileError      the file cannot be opened, read or written
+//   FormatError    not a valid safetensors file: shorter than 8 bytes, a header
+//                  length past the end of the file, a header that is not a
+//                  JSON object, an entry with a missing or ill-typed field, an
+//                  unknown dtype, a shape whose size overflows, data_offsets
+//                  that do not match the shape and dtype, overlap, leave a gap
+//                  or run past the data, a truncated data section or trailing
+//                  bytes after it, a duplicate name. Everything is checked
+//                  before any tensor data is read.
+//   MismatchError  a valid file that does not hold what was asked for: a
+//                  module's names, shapes or dtypes (every difference, listed
+//                  one per line), or TensorFile::get of an absent tensor or of
+//                  another dtype
+// A bad argument to a save function (an undefined tensor, a duplicate name,
+// the reserved name "__metadata__", a string that is not valid UTF-8) throws
+// tg::ValueError.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "module.hpp"
+
+namespace tg::nn {
+
+// ---- errors ------------------------------------------------------------------
+
+// Base of the errors below; the message starts with the file's path.
+class SerializeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The file cannot be opened, read or written (missing, a directory, no such
+// directory, no permission, a read or write that fails).
+class FileError : public SerializeError {
+ public:
+  using SerializeError::SerializeError;
+};
+
+// The file is not a well-formed safetensors file.
+class FormatError : public SerializeError {
+ public:
+  using SerializeError::SerializeError;
+};
+
+// The file is well formed but does not match the module being loaded, or the
+// tensor or dtype asked for.
+class MismatchError : public SerializeError {
+ public:
+  using SerializeError::SerializeError;
+};
+
+// ---- tensors -----------------------------------------------------------------
+
+// "__metadata__": free-form string pairs, e.g. {"format": "pt"}.
+using Metadata = std::map<std::string, std::string>;
+
+// A tensor of either supported dtype, to save a mix of float and double.
+using AnyTensor = std::variant<Tensor, DTensor>;
+
+// Writes the tensors, in this order, and the metadata (no "__metadata__"
+// entry when it is empty). Overwrites an existing file.
+//   save_tensors("a.safetensors", {{"w", w}, {"b", b}});
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, AnyTensor>>& tensors,
+                  const Metadata& metadata = {});
+
+// Tensors of one dtype, e.g. what named_parameters() returns.
+template <class T>
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, BasicTensor<T>>>& tensors,
+                  const Metadata& metadata = {}) {
+  std::vector<std::pair<std::string, AnyTensor>> any;
+  any.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) any.emplace_back(name, tensor);
+  save_tensors(path, any, metadata);
+}
+
+// One tensor of a file.
+struct StoredTensor {
+  std::string name;
+  std::string dtype;  // as in the file: "F32", "F64", "I32", ...
+  Shape shape;
+  // A Tensor for F32, a DTensor for F64 (new leaves, not requiring grad);
+  // empty (monostate) for the other dtypes, whose values are not read.
+  std::variant<std::monostate, Tensor, DTensor> value;
+
+  bool loaded() const { return !std::holds_alternative<std::monostate>(value); }
+};
+
+// The contents of a file.
+struct TensorFile {
+  std::string path;
+  // In the order of their data in the file; empty tensors at the same offset
+  // by name.
+  std::vector<StoredTensor> tensors;
+  Metadata metadata;
+
+  bool contains(const std::string& name) const;
+  // Throws MismatchError naming the tensor if the file has none of that name.
+  const StoredTensor& at(const std::string& name) const;
+  // The tensor's value (a handle shared with this TensorFile); float for F32,
+  // double for F64. Throws MismatchError if the tensor is absent or has
+  // another dtype: no conversion.
+  template <class T>
+  BasicTensor<T> get(const std::string& name) const;
+};
+
+// Reads and validates a whole file (see the top of this file for the checks).
+TensorFile load_tensors(const std::string& path);
+
+// ---- modules -----------------------------------------------------------------
+
+// Every parameter and then every buffer of the module, under its dotted name
+// ("features.0.weight"), with their dtype (F32 for Module, F64 for DModule).
+template <class T>
+void save(const BasicModule<T>& module, const std::string& path, const Metadata& metadata = {});
+
+// Loads a file written by save (or by anything else with the same names).
+// The file must hold exactly the module's parameters and buffers, with the
+// same shapes and dtypes; otherwise MismatchError lists every difference, one
+// per line: missing in file, unexpected in file, shape (file vs module), dtype
+// (file vs module). Values are copied into the module's existing tensors (so
+// handles held elsewhere, an optimizer's, see them); requires_grad and
+// gradients are left as they are. Nothing is changed unless everything
+// matches.
+template <class T>
+void load(BasicModule<T>& module, const std::string& path);
+
+}  // namespace tg::nn
