@@ -18,6 +18,7 @@
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
 #include "nn/data.hpp"
+#include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/serialize.hpp"
