@@ -7,6 +7,7 @@
 #include "../ops/linalg.hpp"
 #include "../ops/reduce.hpp"
 #include "../ops/shape.hpp"
+#include "init.hpp"
 
 namespace tg::nn {
 
@@ -15,8 +16,7 @@ namespace {
 // PyTorch's default for weights and biases: uniform in ±1/√fan_in.
 template <class T>
 BasicTensor<T> fan_in_uniform(const Shape& shape, std::size_t fan_in, Generator& gen) {
-  const double bound = 1.0 / std::sqrt(double(fan_in));
-  return rand<T>(shape, gen, T(-bound), T(bound));
+  return init::torch_default(zeros<T>(shape), fan_in, gen);
 }
 
 }  // namespace
