@@ -21,4 +21,5 @@
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
+#include "nn/optim.hpp"
 #include "nn/serialize.hpp"
