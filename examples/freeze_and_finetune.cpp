@@ -1,0 +1,112 @@
+// Fixed filters and trained ones in one network. The first conv layer holds
+// Sobel edge detectors and is frozen; a second conv layer and a linear head
+// learn to tell vertical stripes from horizontal ones. Frozen weights are not
+// recorded on the tape (nothing about them needs a gradient) and the
+// optimizer leaves them alone; everything else trains exactly as usual.
+#include <cstdio>
+#include <map>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace nn = tg::nn;
+
+namespace {
+
+// n images of 8x8 stripes two pixels wide: label 0 vertical, 1 horizontal, with noise.
+std::pair<tg::Tensor, std::vector<std::int64_t>> stripes(std::size_t n, tg::Generator& gen) {
+  xt::xarray<float> images = xt::zeros<float>({n, std::size_t(1), std::size_t(8), std::size_t(8)});
+  std::vector<std::int64_t> labels(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    labels[i] = std::int64_t(gen.below(2));
+    const std::size_t phase = gen.below(2);
+    for (std::size_t r = 0; r < 8; ++r)
+      for (std::size_t c = 0; c < 8; ++c) {
+        const std::size_t along = labels[i] == 0 ? c : r;
+        images(i, 0, r, c) = float((along / 2 + phase) % 2) + float(gen.normal(0.0, 0.2));
+      }
+  }
+  return {tg::Tensor(images), labels};
+}
+
+struct EdgeNet : nn::Module {
+  std::shared_ptr<nn::Sequential> features, head;
+  explicit EdgeNet(tg::Generator& gen) {
+    features = register_module(
+        "features", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
+                        std::make_shared<nn::Conv2d>(1, 2, 3, gen, 1, 1),  // features.0: Sobel x and y
+                        std::make_shared<nn::ReLU>(),
+                        std::make_shared<nn::Conv2d>(2, 4, 3, gen, 1, 1),  // features.2: trained
+                        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2)}));
+    head = register_module("head", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
+                                       std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(4 * 4 * 4, 2, gen)}));
+  }
+  tg::Tensor forward(const tg::Tensor& x) override { return (*head)((*features)(x)); }
+  std::string type_name() const override { return "EdgeNet"; }
+};
+
+}  // namespace
+
+int main() {
+  tg::Generator gen(3);
+  EdgeNet net(gen);
+
+  // Channel 0 of the first layer detects vertical edges, channel 1 horizontal ones.
+  tg::Tensor sobel = net.find("features.0.weight");
+  tg::Tensor kx = tg::zeros<float>({1, 1, 3, 3}), ky = tg::zeros<float>({1, 1, 3, 3});
+  nn::init::sobel_x(kx);
+  nn::init::sobel_y(ky);
+  std::copy(kx.data(), kx.data() + 9, sobel.data());
+  std::copy(ky.data(), ky.data() + 9, sobel.data() + 9);
+  nn::init::zeros(net.find("features.0.bias"));
+  net.freeze("features.0");
+
+  std::printf("%s\n", net.summary({32, 1, 8, 8}).c_str());
+
+  auto [x, y] = stripes(32, gen);
+  auto [test_x, test_y] = stripes(200, gen);
+  auto accuracy = [&] {
+    tg::NoGradGuard no_grad;
+    const tg::Tensor output = net(test_x);
+    const auto& logits = output.value();
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < test_y.size(); ++i) right += (logits(i, 1) > logits(i, 0)) == (test_y[i] == 1);
+    return double(right) / double(test_y.size());
+  };
+
+  // The tape with the first layer frozen, and what it would be without.
+  tg::tape().clear();
+  net(x);
+  const std::size_t frozen_entries = tg::tape().size();
+  net.unfreeze("features.0");
+  tg::tape().clear();
+  net(x);
+  const std::size_t unfrozen_entries = tg::tape().size();
+  net.freeze("features.0");
+  tg::tape().clear();
+  std::printf("Tape of one forward pass: %zu entries with features.0 frozen, %zu without\n"
+              "(the first conv's im2col, matmul and bias entries are not recorded).\n\n",
+              frozen_entries, unfrozen_entries);
+
+  std::map<std::string, xt::xarray<float>> before;
+  for (const auto& [name, p] : net.named_parameters()) before[name] = p.value();
+
+  tg::optim::SGD sgd(net.parameters(), 0.1, /*momentum=*/0.9);
+  std::printf("test accuracy before training: %.2f\n", accuracy());
+  for (int step = 0; step < 60; ++step) {
+    tg::Tensor loss = tg::cross_entropy(net(x), y);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+    if (step % 20 == 0 || step == 59) std::printf("step %2d  loss %.4f\n", step, double(loss.item()));
+  }
+  std::printf("test accuracy after training:  %.2f\n\n", accuracy());
+
+  std::printf("%-20s %-10s %s\n", "parameter", "trainable", "max |change|");
+  bool frozen_moved = false;
+  for (const auto& [name, p] : net.named_parameters()) {
+    const float change = xt::amax(xt::abs(p.value() - before[name]))();
+    std::printf("%-20s %-10s %g\n", name.c_str(), p.requires_grad() ? "yes" : "no (frozen)", double(change));
+    frozen_moved |= !p.requires_grad() && change != 0.0f;
+  }
+  return frozen_moved ? 1 : 0;
+}

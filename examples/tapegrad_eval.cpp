@@ -1,0 +1,61 @@
+// tapegrad-eval: loads a model saved by tapegrad-train and prints its test
+// accuracy and confusion matrix.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "fashion_cnn.hpp"
+
+int main(int argc, char** argv) {
+  std::string model_path = "runs/demo/model.safetensors";
+  std::string data_dir = tg::data::default_fashion_mnist_dir();
+  std::size_t limit = 0;
+  CLI::App app{"Evaluate a saved Fashion-MNIST model"};
+  app.add_option("--model", model_path, "a model.safetensors written by tapegrad-train");
+  app.add_option("--data", data_dir, "directory with the four IDX files");
+  app.add_option("--limit", limit, "evaluate the first N test images only (0: all)");
+  CLI11_PARSE(app, argc, argv);
+
+  static const char* const classes[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Boot"};
+  try {
+    tg::Generator gen(0);
+    FashionCNN net(gen);
+    tg::nn::load(net, model_path);
+    net.eval();
+    const tg::data::Dataset test = tg::data::load_mnist(data_dir, /*train=*/false, limit);
+
+    std::size_t confusion[10][10] = {};
+    tg::NoGradGuard no_grad;
+    tg::data::DataLoader loader(test, {256});
+    loader.start_epoch();
+    for (std::size_t b = 0; b < loader.num_batches(); ++b) {
+      const tg::data::Batch batch = loader.batch(b);
+      const tg::Tensor output = net(batch.images);
+      const auto& logits = output.value();
+      for (std::size_t i = 0; i < batch.labels.size(); ++i) {
+        std::size_t best = 0;
+        for (std::size_t c = 1; c < 10; ++c)
+          if (logits(i, c) > logits(i, best)) best = c;
+        ++confusion[batch.labels[i]][best];
+      }
+    }
+    std::size_t right = 0;
+    for (std::size_t c = 0; c < 10; ++c) right += confusion[c][c];
+    std::printf("%s on %zu test images: accuracy %.4f\n\n", model_path.c_str(), test.size(),
+                double(right) / double(test.size()));
+    std::printf("confusion matrix (rows: true class, columns: predicted)\n%10s", "");
+    for (std::size_t c = 0; c < 10; ++c) std::printf("%9.8s", classes[c]);
+    std::printf("\n");
+    for (std::size_t r = 0; r < 10; ++r) {
+      std::printf("%10s", classes[r]);
+      for (std::size_t c = 0; c < 10; ++c) std::printf("%9zu", confusion[r][c]);
+      std::printf("\n");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tapegrad-eval: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
