@@ -69,7 +69,7 @@ void write_chart_svg(const std::string& path, const std::string& title, const st
   if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;  // no points: an empty frame
   if (x1 == x0) x1 = x0 + 1;
   if (y1 == y0) y1 = y0 + 1;
-  const double left = 60, right = width - 150.0, top = 30, bottom = height - 45.0;
+  const double left = 60, right = width - 200.0, top = 30, bottom = height - 45.0;
   auto sx = [&](double x) { return left + (x - x0) / (x1 - x0) * (right - left); };
   auto sy = [&](double y) { return bottom - (y - y0) / (y1 - y0) * (bottom - top); };
 

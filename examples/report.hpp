@@ -25,6 +25,6 @@ struct Series {
 
 // A line chart with axes, ticks and a legend, as a standalone SVG file.
 void write_chart_svg(const std::string& path, const std::string& title, const std::string& x_label,
-                     const std::vector<Series>& series, int width = 640, int height = 360);
+                     const std::vector<Series>& series, int width = 760, int height = 380);
 
 }  // namespace report

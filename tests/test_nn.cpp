@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include <tapegrad/nn/layers.hpp>
@@ -235,4 +236,32 @@ TEST_CASE("registration and construction errors") {
   CHECK_THROWS_WITH_AS(nn::Conv2d(3, 4, 3, gen, 1, 0, 1, 2), doctest::Contains("Conv2d: in_channels=3"), tg::ValueError);
   CHECK_THROWS_WITH_AS(nn::Dropout(1.0, gen), doctest::Contains("Dropout: p must be in [0, 1)"), tg::ValueError);
   CHECK_THROWS_WITH_AS(nn::Linear(0, 3, gen), doctest::Contains("Linear: features must be positive"), tg::ValueError);
+}
+
+TEST_CASE("a model trained a few steps, saved and loaded into a fresh model gives identical outputs") {
+  tg::Generator gen(12);
+  SmallNet trained(gen);
+  auto bn = std::make_shared<nn::BatchNorm2d>(1);  // buffers travel too
+  nn::Sequential model{bn, std::make_shared<SmallNet>(gen)};
+  tg::optim::Adam adam(model.parameters(), 1e-2);
+  const tg::Tensor x = tg::randn<float>({8, 1, 6, 6}, gen);
+  const std::vector<std::int64_t> y{0, 1, 2, 3, 4, 0, 1, 2};
+  for (int step = 0; step < 5; ++step) {
+    const tg::Tensor loss = tg::cross_entropy(model(x), y);
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  }
+  const auto path = std::filesystem::temp_directory_path() / "tapegrad_test_nn_model.safetensors";
+  tg::nn::save(model, path.string());
+
+  tg::Generator other(99);  // a fresh model with different initial weights
+  nn::Sequential fresh{std::make_shared<nn::BatchNorm2d>(1), std::make_shared<SmallNet>(other)};
+  model.eval();
+  fresh.eval();
+  CHECK(model(x).value() != fresh(x).value());
+  tg::nn::load(fresh, path.string());
+  CHECK(model(x).value() == fresh(x).value());
+  CHECK(fresh.find("0.running_mean").value() == bn->running_mean.value());
+  std::filesystem::remove(path);
 }
