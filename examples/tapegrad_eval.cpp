@@ -32,14 +32,8 @@ int main(int argc, char** argv) {
     loader.start_epoch();
     for (std::size_t b = 0; b < loader.num_batches(); ++b) {
       const tg::data::Batch batch = loader.batch(b);
-      const tg::Tensor output = net(batch.images);
-      const auto& logits = output.value();
-      for (std::size_t i = 0; i < batch.labels.size(); ++i) {
-        std::size_t best = 0;
-        for (std::size_t c = 1; c < 10; ++c)
-          if (logits(i, c) > logits(i, best)) best = c;
-        ++confusion[batch.labels[i]][best];
-      }
+      const std::vector<std::int64_t> predicted = predicted_classes(net(batch.images));
+      for (std::size_t i = 0; i < batch.labels.size(); ++i) ++confusion[batch.labels[i]][predicted[i]];
     }
     std::size_t right = 0;
     for (std::size_t c = 0; c < 10; ++c) right += confusion[c][c];

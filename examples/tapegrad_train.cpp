@@ -23,7 +23,7 @@ namespace {
 struct Options {
   int epochs = 3;
   std::size_t batch_size = 64;
-  double lr = 2e-3;
+  double lr = 3e-3;
   std::string optimizer = "adam";
   std::uint64_t seed = 0;
   int threads = 1;
@@ -80,13 +80,7 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
     const tg::data::Batch batch = loader.batch(b);
     const tg::Tensor logits = net(batch.images);
     loss_sum += double(tg::cross_entropy(logits, batch.labels).item()) * double(batch.labels.size());
-    const auto& v = logits.value();
-    for (std::size_t i = 0; i < batch.labels.size(); ++i) {
-      std::size_t best = 0;
-      for (std::size_t c = 1; c < 10; ++c)
-        if (v(i, c) > v(i, best)) best = c;
-      right += std::int64_t(best) == batch.labels[i];
-    }
+    right += count_correct(logits, batch.labels);
   }
   net.train();
   return {loss_sum / double(data.size()), double(right) / double(data.size())};
@@ -150,13 +144,7 @@ int main(int argc, char** argv) {
         const double l = double(loss.item());
         loss_sum += l * double(batch.labels.size());
         seen += batch.labels.size();
-        const auto& v = logits.value();
-        for (std::size_t i = 0; i < batch.labels.size(); ++i) {
-          std::size_t best = 0;
-          for (std::size_t c = 1; c < 10; ++c)
-            if (v(i, c) > v(i, best)) best = c;
-          right += std::int64_t(best) == batch.labels[i];
-        }
+        right += count_correct(logits, batch.labels);
         ++step;
         window_loss += l;
         if (++window == 50) {

@@ -18,32 +18,14 @@
 #include <tapegrad/nn/data.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 namespace data = tg::data;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    for (int attempt = 0;; ++attempt) {
-      path = fs::temp_directory_path() /
-             ("tapegrad-test-data-" + std::to_string(stamp) + "-" + std::to_string(rd()) + "-" + std::to_string(attempt));
-      if (fs::create_directory(path)) break;
-    }
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -20,6 +20,8 @@
 #include <tapegrad/nn/serialize.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 namespace nn = tg::nn;
 using tg::Shape;
@@ -28,26 +30,6 @@ namespace {
 
 constexpr double kPi = 3.141592653589793;  // Python's math.pi
 
-// A fresh directory under the system's temporary directory, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    for (int attempt = 0;; ++attempt) {
-      path = fs::temp_directory_path() / ("tapegrad-test-serialize-" + std::to_string(stamp) + "-" +
-                                          std::to_string(rd()) + "-" + std::to_string(attempt));
-      if (fs::create_directory(path)) break;
-    }
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
