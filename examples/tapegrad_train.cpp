@@ -91,13 +91,13 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a CNN on Fashion-MNIST with tapegrad"};
-  app.add_option("--epochs", o.epochs, "passes over the training set")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", o.batch_size, "images per step")->check(CLI::PositiveNumber);
-  app.add_option("--lr", o.lr, "learning rate (cosine-annealed to 0 over the run)")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", o.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
+  app.add_option("--batch-size", o.batch_size, "images per step")->check(CLI::Range(1, 60000));
+  app.add_option("--lr", o.lr, "learning rate (cosine-annealed to 0 over the run)")->check(CLI::Range(1e-9, 10.0));
   app.add_option("--optimizer", o.optimizer, "adam, adamw, sgd (momentum 0.9) or rmsprop")
       ->check(CLI::IsMember({"adam", "adamw", "sgd", "rmsprop"}));
-  app.add_option("--seed", o.seed, "initialization, shuffling and dropout");
-  app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "initialization and shuffling");
+  app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256));
   app.add_option("--data", o.data_dir, "directory with the four IDX files (gzip or plain)");
   app.add_option("--out", o.out_dir, "where the model, pictures and metrics go");
   app.add_option("--limit", o.limit, "train on the first N images only (0: all); tests on N/6 of the test set");
