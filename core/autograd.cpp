@@ -150,6 +150,9 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
   // A graph built by create_graph reads the forward graph's tensors: keep it.
   retain_graph = retain_graph || create_graph;
   Tape& tp = tape();
+  if (tp.walking())
+    throw AutogradError("backward: called from a hook or a rule while another backward is running;"
+                        " compute what the hook needs before the outer backward");
   tp.prune();
 
   // Seed every root, after checking all of them.
@@ -198,51 +201,54 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
   // On any exit, no tensor may keep a half-summed gradient.
   struct Cleanup {
     std::vector<ImplPtr<T>>& touched;
-    Tape& tp;
     ~Cleanup() {
       for (auto& t : touched) t->pending.reset();
-      tp.hold_order(false);
     }
-  } cleanup{touched, tp};
+  } cleanup{touched};
 
   for (std::size_t k = 0; k < roots.size(); ++k) send(roots[k].impl(), root_grads[k]);
 
   GradModeGuard mode(create_graph);
-  tp.hold_order(true);
   std::vector<std::uint64_t> consumed;
-  for (std::size_t i = tp.size(); i-- > 0;) {
-    auto* node = dynamic_cast<Node<T>*>(&tp[i]);
-    if (!node) continue;
-    ImplPtr<T> out = node->output.lock();
-    if (!out || !out->pending) continue;
+  {
+    const Tape::OrderHold hold(tp);  // until every gradient has landed
+    for (std::size_t i = tp.size(); i-- > 0;) {
+      auto* node = dynamic_cast<Node<T>*>(&tp[i]);
+      if (!node) continue;
+      ImplPtr<T> out = node->output.lock();
+      if (!out || !out->pending) continue;
 
-    const BasicTensor<T> g = take_pending(*out);
-    if (retain_graph) node->grad_norm = l2_norm(g.value());
-    const std::vector<bool>& needs_grad = node->needs_grad;
-    const BasicTensor<T> output(out);
-    const Grads<T> grads = node->rule(GradContext<T>{g, output, node->saved, needs_grad, node->inputs});
-    if (grads.size() != node->inputs.size())
-      throw AutogradError(node->op + " backward: the rule returned " + std::to_string(grads.size()) +
-                          " gradients for " + std::to_string(node->inputs.size()) + " inputs");
-    for (std::size_t j = 0; j < grads.size(); ++j) {
-      if (!needs_grad[j] || !grads[j].defined()) continue;
-      check_same_shape((node->op + " backward").c_str(), grads[j].value(), node->inputs[j]->value);
-      send(node->inputs[j], grads[j]);
+      const BasicTensor<T> g = take_pending(*out);
+      if (retain_graph) node->grad_norm = l2_norm(g.value());
+      const std::vector<bool>& needs_grad = node->needs_grad;
+      const BasicTensor<T> output(out);
+      const Grads<T> grads = node->rule(GradContext<T>{g, output, node->saved, needs_grad, node->inputs});
+      if (grads.size() != node->inputs.size())
+        throw AutogradError(node->op + " backward: the rule returned " + std::to_string(grads.size()) +
+                            " gradients for " + std::to_string(node->inputs.size()) + " inputs");
+      for (std::size_t j = 0; j < grads.size(); ++j) {
+        if (!needs_grad[j] || !grads[j].defined()) continue;
+        check_same_shape((node->op + " backward").c_str(), grads[j].value(), node->inputs[j]->value);
+        send(node->inputs[j], grads[j]);
+      }
+      consumed.push_back(node->id);
     }
-    consumed.push_back(node->id);
-  }
-  tp.hold_order(false);
 
-  for (auto& impl : touched) {
-    if (!impl->pending) continue;
-    if (impl->creator != 0)
-      throw AutogradError("backward: a gradient reached a tensor of shape " +
-                          shape_str(impl->value.shape()) + " made by entry #" +
-                          std::to_string(impl->creator) +
-                          ", which an earlier backward already freed; pass retain_graph=true"
-                          " to that backward");
-    BasicTensor<T> g = take_pending(*impl);
-    if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, std::move(g), create_graph);
+    // Every gradient left pending belongs to a leaf, or the graph was broken:
+    // check them all before any leaf's .grad changes.
+    for (auto& impl : touched) {
+      if (impl->pending && impl->creator != 0)
+        throw AutogradError("backward: a gradient reached a tensor of shape " +
+                            shape_str(impl->value.shape()) + " made by entry #" +
+                            std::to_string(impl->creator) +
+                            ", which an earlier backward already freed; pass retain_graph=true"
+                            " to that backward");
+    }
+    for (auto& impl : touched) {
+      if (!impl->pending) continue;
+      BasicTensor<T> g = take_pending(*impl);
+      if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, std::move(g), create_graph);
+    }
   }
   if (!retain_graph) tp.remove(consumed);  // frees their saved tensors
   if (wanted_grads) *wanted_grads = std::move(found);

@@ -67,11 +67,15 @@ GradcheckReport check(const char* name, const DFunctions& f, const std::vector<D
       double plus, minus;
       {
         NoGradGuard no_grad;
+        struct Restore {  // even when f throws
+          double* element;
+          double value;
+          ~Restore() { *element = value; }
+        } restore{xs + j, original};
         xs[j] = original + opt.eps;
         plus = project(f(inputs), directions);
         xs[j] = original - opt.eps;
         minus = project(f(inputs), directions);
-        xs[j] = original;
       }
       const double numeric = (plus - minus) / (2 * opt.eps);
       const double a = analytic[c].defined() ? analytic[c].data()[j] : 0.0;

@@ -39,7 +39,7 @@ TapeEntry* Tape::find(std::uint64_t id) {
 }
 
 std::uint64_t Tape::append(std::unique_ptr<TapeEntry> entry) {
-  if (entries_.size() >= prune_at_ && !order_held_) {
+  if (entries_.size() >= prune_at_ && order_holds_ == 0) {
     prune();
     prune_at_ = std::max<std::size_t>(1024, 2 * entries_.size());
   }
@@ -51,12 +51,14 @@ std::uint64_t Tape::append(std::unique_ptr<TapeEntry> entry) {
 }
 
 void Tape::clear() {
+  if (order_holds_ > 0)
+    throw AutogradError("tape().clear(): called while a backward is walking the tape (from a hook or a rule)");
   entries_.clear();
   saved_bytes_ = 0;
 }
 
 void Tape::prune() {
-  if (order_held_) return;
+  if (order_holds_ > 0) return;
   // Walking backwards, dropping an entry releases its inputs, which may kill
   // the outputs of earlier entries: one pass catches the whole chain.
   for (auto i = entries_.size(); i-- > 0;) {
@@ -69,7 +71,7 @@ void Tape::prune() {
 }
 
 void Tape::remove(const std::vector<std::uint64_t>& ids) {
-  if (ids.empty()) return;
+  if (ids.empty() || order_holds_ > 0) return;
   std::vector<std::uint64_t> sorted(ids);
   std::sort(sorted.begin(), sorted.end());
   for (auto& e : entries_) {

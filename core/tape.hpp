@@ -89,10 +89,24 @@ class Tape {
 
   // ---- used by the autograd engine ----
   std::uint64_t append(std::unique_ptr<TapeEntry> entry);
-  // Frees the saved tensors of the entries whose id is in `ids` and removes them.
+  // Frees the saved tensors of the entries whose id is in `ids` and removes
+  // them, unless a backward is walking the tape (then they stay for prune()).
   void remove(const std::vector<std::uint64_t>& ids);
-  // While backward walks the tape by index, entries must not move.
-  void hold_order(bool on) { order_held_ = on; }
+
+  // While a backward walks the tape by index, entries must not move: a walk
+  // holds the order for its lifetime, and walks may nest (a backward inside a
+  // hook or a rule).
+  bool walking() const { return order_holds_ > 0; }
+  class OrderHold {
+   public:
+    explicit OrderHold(Tape& tape) : tape_(tape) { ++tape_.order_holds_; }
+    ~OrderHold() { --tape_.order_holds_; }
+    OrderHold(const OrderHold&) = delete;
+    OrderHold& operator=(const OrderHold&) = delete;
+
+   private:
+    Tape& tape_;
+  };
 
  private:
   std::vector<std::unique_ptr<TapeEntry>> entries_;
@@ -100,7 +114,7 @@ class Tape {
   std::size_t saved_bytes_ = 0;
   std::size_t peak_saved_bytes_ = 0;
   std::size_t prune_at_ = 1024;  // prune when the tape grows past this
-  bool order_held_ = false;
+  int order_holds_ = 0;
 };
 
 // This thread's tape.

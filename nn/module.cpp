@@ -172,16 +172,21 @@ std::string BasicModule<T>::summary(const Shape& input_shape) {
   std::vector<CallRecord> calls;
   {
     NoGradGuard no_grad;
+    struct Swap {  // summaries may nest: restore the outer one's list
+      std::vector<CallRecord>* outer = summary_calls;
+      ~Swap() { summary_calls = outer; }
+    } swap;
     summary_calls = &calls;
-    struct Reset {
-      ~Reset() { summary_calls = nullptr; }
-    } reset;
     (*this)(Tensor(xt::xarray<T>(xt::zeros<T>(input_shape))));
   }
 
   std::vector<std::vector<std::string>> rows;
   for (const auto& call : calls) {
-    const BasicModule* m = modules.at(call.module);
+    const auto found = modules.find(call.module);
+    if (found == modules.end())
+      throw ValueError(type_name() + ".summary: forward called a module that is not registered"
+                       " (register it with register_module so it has a name)");
+    const BasicModule* m = found->second;
     if (!m->children_.empty() && m->parameters_.empty()) continue;  // a container: its layers have rows
     std::size_t own = 0, trainable = 0;
     for (const auto& [name, p] : m->parameters_) {

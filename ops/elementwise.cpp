@@ -72,7 +72,11 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
       });
 }
 
-// d(a^b)/da = b·a^(b-1), d(a^b)/db = a^b · ln a
+// d(a^b)/da = b·a^(b-1), d(a^b)/db = a^b · ln a.
+// NOTE: as PyTorch, d/da is 0 where b = 0, and d/db is 0 where a = 0 and
+// b >= 0 (not the NaN of 0·∞): the exponent and the log's argument are shifted
+// by constants exactly there, which leaves every other element and derivative
+// unchanged. (At a = 0, b < 0 the value is already inf and d/db is NaN.)
 template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& a, const BasicTensor<T>& b) {
   return record("pow", {a, b}, kernels::map("pow", a.value(), b.value(), [](T x, T y) { return std::pow(x, y); }))
@@ -81,8 +85,10 @@ BasicTensor<T> pow(const BasicTensor<T>& a, const BasicTensor<T>& b) {
       .backward([](const GradContext<T>& c) {
         const BasicTensor<T>& a = c.saved[0];
         const BasicTensor<T>& b = c.saved[1];
-        return Grads<T>{grad_if(c, 0, [&] { return mul(c.grad, mul(b, pow(a, sub(b, scalar<T>(1))))); }),
-                        grad_if(c, 1, [&] { return mul(c.grad, mul(c.output, log(a))); })};
+        auto where_zero = [](const BasicTensor<T>& t) { return constant_map(t, [](T v) { return T(v == T(0)); }); };
+        return Grads<T>{
+            grad_if(c, 0, [&] { return mul(c.grad, mul(b, pow(a, add(sub(b, scalar<T>(1)), where_zero(b))))); }),
+            grad_if(c, 1, [&] { return mul(c.grad, mul(c.output, log(add(a, where_zero(a))))); })};
       });
 }
 

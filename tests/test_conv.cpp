@@ -201,6 +201,29 @@ TEST_CASE("conv2d equals a direct convolution") {
   }
 }
 
+TEST_CASE("windows whose taps read only padding: values and gradients") {
+  // Each has a kernel row or column that, for every output position, lands in
+  // the padding, so im2col writes whole rows of padding and col2im skips them.
+  const ConvConfig configs[] = {
+      // n c_in c_out h w kh kw sh sw ph pw dh dw groups bias
+      {1, 1, 1, 1, 1, 2, 2, 3, 3, 1, 1, 1, 1, 1, false},
+      {1, 1, 2, 3, 1, 1, 2, 1, 3, 0, 1, 1, 1, 1, true},
+      {2, 2, 2, 2, 1, 3, 3, 2, 3, 2, 2, 2, 1, 2, true},
+  };
+  tg::Generator g(20);
+  for (const ConvConfig& c : configs) {
+    CAPTURE(c.str());
+    const Inputs in = conv_inputs(c, g);
+    const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
+    const DTensor y = c.conv(in);
+    REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
+    CHECK(xt::allclose(y.value(), want));
+    auto f = [&](const Inputs& args) { return c.conv(args); };
+    CHECK(tg::gradcheck(f, in).passed);
+    CHECK(tg::gradgradcheck(f, in).passed);
+  }
+}
+
 TEST_CASE("the kernel gradient is the upstream gradient times the input patch, summed over batch and positions") {
   tg::Generator g(17);
   for (int draw = 0; draw < 20; ++draw) {

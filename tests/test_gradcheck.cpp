@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include <xtensor/xadapt.hpp>
 
@@ -116,6 +117,17 @@ TEST_CASE("inputs are restored and constants are not checked") {
   CHECK(report.checked == 2);
   CHECK(x.value() == xt::xarray<double>{0.1, 0.2});
   CHECK(c.value() == xt::xarray<double>{3.0, 4.0});
+}
+
+TEST_CASE("an input is restored even when the function throws on a perturbed value") {
+  const DTensor x = input({0.25, 0.5});
+  int calls = 0;
+  auto f = [&](const Inputs& in) {
+    if (++calls > 1) throw std::runtime_error("refused");  // the first perturbed call
+    return tg::sum(in[0] * in[0]);
+  };
+  CHECK_THROWS_WITH_AS(tg::gradcheck(f, {x}), "refused", std::runtime_error);
+  CHECK(x.value() == xt::xarray<double>{0.25, 0.5});
 }
 
 TEST_CASE("tolerances are honoured") {

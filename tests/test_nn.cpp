@@ -222,6 +222,19 @@ TEST_CASE("summary lists each layer's output shape and parameters, Keras style")
   CHECK(os.str().find("(head): Linear(in=36, out=5)") != std::string::npos);
 }
 
+TEST_CASE("summary of a module that calls an unregistered submodule names the problem") {
+  tg::Generator gen(12);
+  struct Hidden : nn::Module {
+    explicit Hidden(tg::Generator& g) : inner(2, 2, g) {}
+    tg::Tensor forward(const tg::Tensor& x) override { return inner(x); }
+    std::string type_name() const override { return "Hidden"; }
+    nn::Linear inner;  // a member, never passed to register_module
+  };
+  Hidden net(gen);
+  CHECK_THROWS_WITH_AS(net.summary({1, 2}), doctest::Contains("Hidden.summary: forward called a module that is not registered"),
+                       tg::ValueError);
+}
+
 TEST_CASE("registration and construction errors") {
   tg::Generator gen(11);
   struct Twice : nn::Module {

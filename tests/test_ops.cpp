@@ -390,6 +390,25 @@ TEST_CASE("elementwise values") {
   CHECK(xt::allclose((1.0 / x).value(), xt::xarray<double>{2.0, 1.0, 0.5}));
 }
 
+TEST_CASE("pow at zero: gradients are 0 where PyTorch's are, not NaN") {
+  // d(a^b)/da = b·a^(b-1) is 0 at b = 0, even where a = 0; d(a^b)/db = a^b·ln a
+  // is 0 at a = 0 for b > 0 (its limit), and 0 at a = b = 0 as in PyTorch.
+  DTensor a(xt::xarray<double>{0.0, 0.0, 2.0, 0.0}, true);
+  DTensor b(xt::xarray<double>{0.0, 2.0, 0.0, 3.0}, true);
+  tg::sum(tg::pow(a, b)).backward();
+  CHECK(a.grad().value() == xt::xarray<double>{0.0, 0.0, 0.0, 0.0});
+  CHECK(b.grad().value()(0) == 0.0);
+  CHECK(b.grad().value()(1) == 0.0);
+  CHECK(b.grad().value()(2) == doctest::Approx(std::log(2.0)));
+  CHECK(b.grad().value()(3) == 0.0);
+  // Away from zero nothing changes: a second derivative by hand.
+  DTensor x(xt::xarray<double>{1.5}, true);
+  const DTensor dx = tg::grad<double>({tg::sum(tg::pow(x, 3.0))}, {x}, {}, true, true)[0];
+  tg::sum(dx).backward();
+  CHECK(dx.value()(0) == doctest::Approx(3 * 1.5 * 1.5));
+  CHECK(x.grad().value()(0) == doctest::Approx(6 * 1.5));
+}
+
 TEST_CASE("permute and transpose move elements as loops say") {
   tg::Generator gen(5);
   DTensor x = tg::randn<double>({2, 3, 4}, gen);

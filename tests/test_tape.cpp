@@ -444,6 +444,46 @@ TEST_CASE("a gradient that reaches an intermediate whose entry was freed is an e
   check_values(x.grad(), {2.0, 4.0});
 }
 
+TEST_CASE("a failed backward changes no leaf's grad, even one it reached before failing") {
+  tg::tape().clear();
+  tg::DTensor x(xt::xarray<double>{1.0, 2.0}, true);
+  tg::DTensor h = x * x;
+  tg::sum(h).backward();  // frees the entry of h; x.grad = 2x
+  // x is reached directly and through the freed h: neither path may land.
+  tg::DTensor again = tg::sum(h * 2.0 + x);
+  CHECK_THROWS_WITH_AS(again.backward(), doctest::Contains("freed"), tg::AutogradError);
+  check_values(x.grad(), {2.0, 4.0});
+}
+
+TEST_CASE("backward or tape().clear() from inside a hook is refused with a clear error") {
+  tg::tape().clear();
+  tg::DTensor x(xt::xarray<double>{1.0, 2.0}, true);
+  tg::DTensor other(xt::xarray<double>{3.0}, true);
+  tg::DTensor side = tg::sum(other * other);
+  tg::DTensor h = x * 3.0;
+  h.register_hook([&](const tg::DTensor& g) {
+    side.backward();
+    return g;
+  });
+  CHECK_THROWS_WITH_AS(tg::sum(h).backward(), doctest::Contains("another backward is running"),
+                       tg::AutogradError);
+  CHECK_FALSE(x.grad().defined());
+  CHECK_FALSE(other.grad().defined());
+
+  tg::DTensor y(xt::xarray<double>{1.0}, true);
+  tg::DTensor k = y * 2.0;
+  k.register_hook([](const tg::DTensor& g) {
+    tg::tape().clear();
+    return g;
+  });
+  CHECK_THROWS_WITH_AS(tg::sum(k).backward(), doctest::Contains("tape().clear()"), tg::AutogradError);
+  CHECK_FALSE(y.grad().defined());
+
+  // The tape is usable afterwards: the side graph still runs.
+  side.backward();
+  check_values(other.grad(), {6.0});
+}
+
 TEST_CASE("after a non-retained backward the tape holds no saved bytes") {
   tg::tape().clear();
   tg::Tensor a = tg::ones<float>({3, 4}, true);

@@ -84,13 +84,14 @@ void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, cons
       return;
     }
     const std::size_t count = r.hi - r.lo;
-    const T* __restrict__ src = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // read by column lo
     for (std::size_t ow = 0; ow < r.lo; ++ow) dst[ow] = pad;
+    for (std::size_t ow = r.hi; ow < wo; ++ow) dst[ow] = pad;
+    if (count == 0) return;  // the whole row is padding
+    const T* __restrict__ src = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // read by column lo
     if (sw == 1)
       for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i];
     else
       for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i * sw];
-    for (std::size_t ow = r.hi; ow < wo; ++ow) dst[ow] = pad;
   });
 }
 
@@ -101,6 +102,7 @@ void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, c
   for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, const ColumnRange& r) {
     if (in_row < 0) return;
     const std::size_t count = r.hi - r.lo;
+    if (count == 0) return;
     const T* __restrict__ src = cols + out + r.lo;
     T* __restrict__ dst = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // written by column lo
     if (sw == 1)
