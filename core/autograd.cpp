@@ -167,8 +167,9 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
     if (!root.is_leaf() && !tp.find(root.impl()->creator))
       throw AutogradError("backward: the graph that produced this tensor of shape " +
                           shape_str(root.value().shape()) +
-                          " was already freed by an earlier backward; pass retain_graph=true"
-                          " to that backward to go through the graph again");
+                          " is not on this thread's tape: an earlier backward freed it (pass"
+                          " retain_graph=true to that backward to go through the graph again),"
+                          " or it was recorded on another thread");
     const BasicTensor<T> seed = k < seeds.size() ? seeds[k] : BasicTensor<T>();
     if (seed.defined()) {
       check_same_shape("backward: seed", seed.value(), root.value());
@@ -241,8 +242,9 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
         throw AutogradError("backward: a gradient reached a tensor of shape " +
                             shape_str(impl->value.shape()) + " made by entry #" +
                             std::to_string(impl->creator) +
-                            ", which an earlier backward already freed; pass retain_graph=true"
-                            " to that backward");
+                            ", which is not on this thread's tape: an earlier backward freed it"
+                            " (pass retain_graph=true to that backward), or it was recorded on"
+                            " another thread");
     }
     for (auto& impl : touched) {
       if (!impl->pending) continue;

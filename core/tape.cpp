@@ -1,6 +1,7 @@
 #include "tape.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -21,6 +22,12 @@ GradModeGuard::GradModeGuard(bool enabled) : previous_(grad_mode) { grad_mode = 
 GradModeGuard::~GradModeGuard() { grad_mode = previous_; }
 
 // ---- the tape --------------------------------------------------------------
+
+namespace {
+// Shared by every thread's tape, so that an id names one entry anywhere: a
+// tensor recorded on another thread is never mistaken for a local entry.
+std::atomic<std::uint64_t> next_entry_id{1};
+}  // namespace
 
 Tape& tape() {
   thread_local Tape t;
@@ -43,8 +50,9 @@ std::uint64_t Tape::append(std::unique_ptr<TapeEntry> entry) {
     prune();
     prune_at_ = std::max<std::size_t>(1024, 2 * entries_.size());
   }
-  entry->id = next_id_++;
-  saved_bytes_ += entry->saved_bytes();
+  entry->id = next_entry_id.fetch_add(1, std::memory_order_relaxed);
+  entry->counted_bytes = entry->saved_bytes();
+  saved_bytes_ += entry->counted_bytes;
   peak_saved_bytes_ = std::max(peak_saved_bytes_, saved_bytes_);
   entries_.push_back(std::move(entry));
   return entries_.back()->id;
@@ -63,7 +71,7 @@ void Tape::prune() {
   // the outputs of earlier entries: one pass catches the whole chain.
   for (auto i = entries_.size(); i-- > 0;) {
     if (!entries_[i]->output_alive()) {
-      saved_bytes_ -= entries_[i]->saved_bytes();
+      saved_bytes_ -= entries_[i]->counted_bytes;
       entries_[i].reset();
     }
   }
@@ -76,7 +84,7 @@ void Tape::remove(const std::vector<std::uint64_t>& ids) {
   std::sort(sorted.begin(), sorted.end());
   for (auto& e : entries_) {
     if (std::binary_search(sorted.begin(), sorted.end(), e->id)) {
-      saved_bytes_ -= e->saved_bytes();
+      saved_bytes_ -= e->counted_bytes;
       e.reset();
     }
   }

@@ -48,6 +48,9 @@ class TapeEntry {
   std::uint64_t id = 0;  // increasing along the tape; tensors name their creator by it
   std::string op;
   double grad_norm = -1.0;  // norm of the output's gradient at the last retained backward
+  // saved_bytes() when appended: what the tape's total holds for this entry,
+  // even if a saved tensor is resized in place afterwards.
+  std::size_t counted_bytes = 0;
 
   virtual const char* dtype() const = 0;
   virtual std::size_t num_inputs() const = 0;
@@ -110,7 +113,6 @@ class Tape {
 
  private:
   std::vector<std::unique_ptr<TapeEntry>> entries_;
-  std::uint64_t next_id_ = 1;
   std::size_t saved_bytes_ = 0;
   std::size_t peak_saved_bytes_ = 0;
   std::size_t prune_at_ = 1024;  // prune when the tape grows past this

@@ -122,6 +122,8 @@ BasicTensor<T> full(const Shape& shape, T fill, bool requires_grad) {
 template <class T>
 BasicTensor<T> arange(T start, T stop, T step) {
   if (step == T(0)) throw ValueError("arange: step must not be zero");
+  if (!std::isfinite(double(start)) || !std::isfinite(double(stop)) || !std::isfinite(double(step)))
+    throw ValueError("arange: start, stop and step must be finite");
   const double count = std::ceil((double(stop) - double(start)) / double(step));
   const std::size_t n = count > 0 ? static_cast<std::size_t>(count) : 0;
   xt::xarray<T> v(Shape{n});

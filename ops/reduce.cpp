@@ -186,14 +186,18 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     T* best = po + o;
     for (std::size_t k = 0; k < n; ++k) {
       T& b = whole_run ? best[0] : best[k];
-      b = run[k] > b ? run[k] : b;
+      // A NaN wins and, as nothing compares greater than it, stays: NaN
+      // propagates as in PyTorch.
+      b = (run[k] > b || run[k] != run[k]) ? run[k] : b;
     }
   });
   return record("max", {x}, std::move(out))
       .save({x})
       .saves_output()
       .backward([r = std::move(r)](const GradContext<T>& c) {
-        // The gradient goes to the elements equal to the maximum, split among ties.
+        // The gradient goes to the elements equal to the maximum, split among
+        // ties; where the maximum is NaN, to the NaN elements.
+        auto is_max = [](T v, T m) { return v == m || (v != v && m != m); };
         const BasicTensor<T>& x = c.saved[0];
         const Shape shape = x.shape();
         const T* px = x.data();
@@ -204,7 +208,7 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
         for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
           for (std::size_t k = 0; k < n; ++k) {
             const std::size_t at = whole_run ? 0 : k;
-            pt[o + std::ptrdiff_t(at)] += T(px[i + std::ptrdiff_t(k)] == py[o + std::ptrdiff_t(at)]);
+            pt[o + std::ptrdiff_t(at)] += T(is_max(px[i + std::ptrdiff_t(k)], py[o + std::ptrdiff_t(at)]));
           }
         });
         xt::xarray<T> share = empty_array<T>(shape);
@@ -212,7 +216,7 @@ BasicTensor<T> max(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
         for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
           for (std::size_t k = 0; k < n; ++k) {
             const std::ptrdiff_t at = o + std::ptrdiff_t(whole_run ? 0 : k), ik = i + std::ptrdiff_t(k);
-            ps[ik] = px[ik] == py[at] ? T(1) / pt[at] : T(0);
+            ps[ik] = is_max(px[ik], py[at]) ? T(1) / pt[at] : T(0);
           }
         });
         return Grads<T>{mul(broadcast_to(reshape(c.grad, r.keep_shape), shape), BasicTensor<T>(std::move(share)))};

@@ -251,6 +251,8 @@ TEST_CASE("cross_entropy, nll_loss and mse_loss errors") {
 TEST_CASE("other bad values throw ValueError") {
   CHECK_ERROR(tg::ValueError, tg::clamp(tg::ones<float>({2}), 1.0, -1.0), "clamp:", "low", "high");
   CHECK_ERROR(tg::ValueError, tg::arange<float>(0, 1, 0), "arange:", "step");
+  CHECK_ERROR(tg::ValueError, tg::arange<double>(0, std::numeric_limits<double>::infinity()), "arange:", "finite");
+  CHECK_ERROR(tg::ValueError, tg::arange<float>(std::nanf(""), 1), "arange:", "finite");
 }
 
 TEST_CASE("reductions over nothing throw ShapeError") {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include <xtensor/xview.hpp>
@@ -360,6 +361,21 @@ TEST_CASE("max splits the gradient equally between ties") {
   DTensor x(xt::xarray<double>{{1.0, 3.0, 3.0}, {2.0, 0.0, 1.0}}, true);
   tg::sum(tg::max(x, {1})).backward();
   CHECK(x.grad().value() == xt::xarray<double>{{0.0, 0.5, 0.5}, {1.0, 0.0, 0.0}});
+}
+
+TEST_CASE("max propagates NaN, and its gradient goes to the NaN element") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  DTensor x(xt::xarray<double>{{1.0, nan, 3.0}, {nan, 0.0, 1.0}, {2.0, 5.0, 1.0}}, true);
+  const DTensor m = tg::max(x, {1});
+  CHECK(std::isnan(m.value()(0)));
+  CHECK(std::isnan(m.value()(1)));
+  CHECK(m.value()(2) == 5.0);
+  tg::sum(m).backward();
+  CHECK(x.grad().value() == xt::xarray<double>{{0.0, 1.0, 0.0}, {1.0, 0.0, 0.0}, {0.0, 1.0, 0.0}});
+  CHECK(std::isnan(tg::max(x).item()));
+  // The same in a pooling window, which is a max over the window.
+  DTensor img(xt::xarray<double>{{{{0.0, 1.0}, {nan, 2.0}}}}, true);
+  CHECK(std::isnan(tg::max_pool2d(img, 2).item()));
 }
 
 TEST_CASE("subgradients at the kinks follow the documented choices") {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -484,6 +485,16 @@ TEST_CASE("backward or tape().clear() from inside a hook is refused with a clear
   check_values(other.grad(), {6.0});
 }
 
+TEST_CASE("a tensor recorded on another thread cannot be backpropagated here, and says so") {
+  tg::tape().clear();
+  tg::DTensor x(xt::xarray<double>{1.0, 2.0}, true);
+  tg::DTensor y;
+  std::thread([&] { y = tg::sum(x * x); }).join();  // on that thread's tape, now gone
+  tg::DTensor local = x * 2.0;  // an entry here, so ids could coincide if they were per tape
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("recorded on another thread"), tg::AutogradError);
+  CHECK_FALSE(x.grad().defined());
+}
+
 TEST_CASE("after a non-retained backward the tape holds no saved bytes") {
   tg::tape().clear();
   tg::Tensor a = tg::ones<float>({3, 4}, true);
@@ -557,6 +568,20 @@ TEST_CASE("saved bytes: what each op saves, the total, the peak and reset_peak")
   CHECK(tg::tape().saved_bytes() == 0);
   tg::tape().reset_peak();
   CHECK(tg::tape().peak_saved_bytes() == 0);
+}
+
+TEST_CASE("the total stays right when a saved tensor is resized after it was recorded") {
+  tg::tape().clear();
+  tg::Tensor a = tg::ones<float>({3, 4}, true);
+  tg::Tensor b = tg::ones<float>({3, 4}, true);
+  {
+    tg::Tensor p = a * b;  // saves a and b: 96 B
+    REQUIRE(tg::tape().saved_bytes() == 96);
+    b.value() = xt::zeros<float>({100});  // in place, behind the tape's back
+  }
+  tg::tape().prune();  // p is gone: its entry goes, and what it was counted for
+  CHECK(tg::tape().size() == 0);
+  CHECK(tg::tape().saved_bytes() == 0);
 }
 
 TEST_CASE("saved bytes are printed in KiB from 1024 bytes on") {
