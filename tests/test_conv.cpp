@@ -109,6 +109,14 @@ xt::xarray<double> naive_conv(const ConvConfig& c, const xt::xarray<double>& x, 
   return y;
 }
 
+// conv2d of `in` against the direct convolution: shape and values.
+void check_equals_direct(const ConvConfig& c, const Inputs& in) {
+  const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
+  const DTensor y = c.conv(in);
+  REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
+  CHECK(xt::allclose(y.value(), want));
+}
+
 }  // namespace
 
 // ---- gradients ----------------------------------------------------------------
@@ -194,10 +202,7 @@ TEST_CASE("conv2d equals a direct convolution") {
     const ConvConfig c = random_config(g);
     CAPTURE(c.str());
     const Inputs in = conv_inputs(c, g);
-    const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
-    const DTensor y = c.conv(in);
-    REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
-    CHECK(xt::allclose(y.value(), want));
+    check_equals_direct(c, in);
   }
 }
 
@@ -214,10 +219,7 @@ TEST_CASE("windows whose taps read only padding: values and gradients") {
   for (const ConvConfig& c : configs) {
     CAPTURE(c.str());
     const Inputs in = conv_inputs(c, g);
-    const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
-    const DTensor y = c.conv(in);
-    REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
-    CHECK(xt::allclose(y.value(), want));
+    check_equals_direct(c, in);
     auto f = [&](const Inputs& args) { return c.conv(args); };
     CHECK(tg::gradcheck(f, in).passed);
     CHECK(tg::gradgradcheck(f, in).passed);
