@@ -46,7 +46,7 @@ TapeEntry* Tape::find(std::uint64_t id) {
 }
 
 std::uint64_t Tape::append(std::unique_ptr<TapeEntry> entry) {
-  if (entries_.size() >= prune_at_ && order_holds_ == 0) {
+  if (entries_.size() >= prune_at_ && !walking_) {
     prune();
     prune_at_ = std::max<std::size_t>(1024, 2 * entries_.size());
   }
@@ -59,14 +59,14 @@ std::uint64_t Tape::append(std::unique_ptr<TapeEntry> entry) {
 }
 
 void Tape::clear() {
-  if (order_holds_ > 0)
+  if (walking_)
     throw AutogradError("tape().clear(): called while a backward is walking the tape (from a hook or a rule)");
   entries_.clear();
   saved_bytes_ = 0;
 }
 
 void Tape::prune() {
-  if (order_holds_ > 0) return;
+  if (walking_) return;
   // Walking backwards, dropping an entry releases its inputs, which may kill
   // the outputs of earlier entries: one pass catches the whole chain.
   for (auto i = entries_.size(); i-- > 0;) {
@@ -79,7 +79,7 @@ void Tape::prune() {
 }
 
 void Tape::remove(const std::vector<std::uint64_t>& ids) {
-  if (ids.empty() || order_holds_ > 0) return;
+  if (ids.empty()) return;
   std::vector<std::uint64_t> sorted(ids);
   std::sort(sorted.begin(), sorted.end());
   for (auto& e : entries_) {

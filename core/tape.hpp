@@ -92,18 +92,17 @@ class Tape {
 
   // ---- used by the autograd engine ----
   std::uint64_t append(std::unique_ptr<TapeEntry> entry);
-  // Frees the saved tensors of the entries whose id is in `ids` and removes
-  // them, unless a backward is walking the tape (then they stay for prune()).
+  // Frees the saved tensors of the entries whose id is in `ids` and removes them.
   void remove(const std::vector<std::uint64_t>& ids);
 
-  // While a backward walks the tape by index, entries must not move: a walk
-  // holds the order for its lifetime, and walks may nest (a backward inside a
-  // hook or a rule).
-  bool walking() const { return order_holds_ > 0; }
+  // While a backward walks the tape by index, entries must not move: the walk
+  // holds the order for its lifetime, and the engine refuses a second walk
+  // (a backward from a hook) while one is on.
+  bool walking() const { return walking_; }
   class OrderHold {
    public:
-    explicit OrderHold(Tape& tape) : tape_(tape) { ++tape_.order_holds_; }
-    ~OrderHold() { --tape_.order_holds_; }
+    explicit OrderHold(Tape& tape) : tape_(tape) { tape_.walking_ = true; }
+    ~OrderHold() { tape_.walking_ = false; }
     OrderHold(const OrderHold&) = delete;
     OrderHold& operator=(const OrderHold&) = delete;
 
@@ -116,7 +115,7 @@ class Tape {
   std::size_t saved_bytes_ = 0;
   std::size_t peak_saved_bytes_ = 0;
   std::size_t prune_at_ = 1024;  // prune when the tape grows past this
-  int order_holds_ = 0;
+  bool walking_ = false;
 };
 
 // This thread's tape.
