@@ -1,8 +1,10 @@
 #include "report.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -12,6 +14,15 @@
 #include <stb/stb_image_write.h>
 
 namespace report {
+
+void write_file(const std::string& path, const std::string& contents) {
+  errno = 0;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot open " + path + " for writing: " + std::strerror(errno));
+  out.write(contents.data(), std::streamsize(contents.size()));
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno ? errno : EIO));
+}
 
 std::pair<int, int> write_filter_grid(const std::string& path, const std::vector<xt::xarray<float>>& banks, int scale) {
   if (banks.empty() || banks[0].dimension() != 4)
@@ -34,8 +45,15 @@ std::pair<int, int> write_filter_grid(const std::string& path, const std::vector
           const int px = gap + int(f) * (tile_w + gap) + x, py = gap + int(b) * (tile_h + gap) + y;
           pixels[std::size_t(py * width + px)] = std::uint8_t(std::lround(127.5f + 127.5f * v / extent));
         }
-  if (!stbi_write_png(path.c_str(), width, height, 1, pixels.data(), width))
-    throw std::runtime_error("write_filter_grid: cannot write " + path);
+  // Encoded in memory and written by write_file: stbi_write_png ignores the
+  // results of fwrite and fclose, so it reports success on a full disk.
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), std::size_t(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, width, height, 1, pixels.data(), width))
+    throw std::runtime_error("write_filter_grid: cannot encode " + path + " as PNG");
+  write_file(path, png);
   return {width, height};
 }
 
@@ -101,8 +119,7 @@ void write_chart_svg(const std::string& path, const std::string& title, const st
         << s.name << "</text>\n";
   }
   svg << "</svg>\n";
-  std::ofstream out(path);
-  if (!(out << svg.str())) throw std::runtime_error("write_chart_svg: cannot write " + path);
+  write_file(path, svg.str());
 }
 
 }  // namespace report

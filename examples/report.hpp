@@ -10,6 +10,12 @@
 
 namespace report {
 
+// Writes `contents` to `path`, replacing the file. Throws std::runtime_error
+// naming the file and the reason when it cannot be opened (a directory in the
+// way) or written in full (a full disk). Checked after close: a stream
+// reports most write errors only when its buffer is flushed.
+void write_file(const std::string& path, const std::string& contents);
+
 // Writes filter banks of shape (C_out, 1, kh, kw) as one grayscale PNG: one
 // row of tiles per bank (e.g. before and after training), each filter
 // enlarged `scale` times. Every bank shares one gray scale, symmetric around

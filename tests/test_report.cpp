@@ -79,3 +79,22 @@ TEST_CASE("report errors") {
                   std::runtime_error);
   CHECK_THROWS_AS(report::write_chart_svg("/nonexistent-dir/x.svg", "t", "x", {}), std::runtime_error);
 }
+
+TEST_CASE("a write that fails names the file: a directory in the way, a full disk") {
+  const auto dir = scratch("a-directory").string();
+  std::filesystem::create_directories(dir);
+  const xt::xarray<float> bank = xt::zeros<float>({1, 1, 2, 2});
+  CHECK_THROWS_WITH_AS(report::write_file(dir, "{}"), doctest::Contains(dir.c_str()), std::runtime_error);
+  CHECK_THROWS_WITH_AS(report::write_filter_grid(dir, {bank}), doctest::Contains(dir.c_str()),
+                       std::runtime_error);
+  // /dev/full accepts the open and fails every write with ENOSPC, as a full
+  // disk does once the stream's buffer is flushed.
+  if (std::filesystem::exists("/dev/full")) {
+    CHECK_THROWS_WITH_AS(report::write_file("/dev/full", "{}"), "cannot write /dev/full: No space left on device",
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(report::write_filter_grid("/dev/full", {bank}), doctest::Contains("/dev/full"),
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(report::write_chart_svg("/dev/full", "t", "x", {}), doctest::Contains("/dev/full"),
+                         std::runtime_error);
+  }
+}
