@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <tapegrad/tapegrad.hpp>
@@ -45,6 +47,31 @@ class FashionCNN : public tg::nn::Module {
   // The first layer's kernels, (32, 1, 5, 5): what the filter picture shows.
   tg::Tensor first_filters() const { return std::dynamic_pointer_cast<tg::nn::Conv2d>(features->named_children()[0].second)->weight; }
 };
+
+// The image size the network is built for: the two 2x2 poolings take 28x28
+// to the 7x7 that the classifier's 64 * 7 * 7 inputs assume.
+inline constexpr std::size_t fashion_image_side = 28;
+
+// The file load_mnist read the images of `dir` from: the plain name if it
+// exists, else the ".gz" one, as load_mnist looks for them.
+inline std::string mnist_images_file(const std::string& dir, bool train) {
+  const auto plain = std::filesystem::path(dir) / (train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
+  std::error_code ec;
+  return std::filesystem::exists(plain, ec) ? plain.string() : plain.string() + ".gz";
+}
+
+// Throws DataError naming the images file unless `data` holds 28x28 images:
+// caught right after loading, a mismatch otherwise surfaces only in the first
+// batch, as a shape error deep inside the network.
+inline void check_image_shape(const tg::data::Dataset& data, const std::string& dir, bool train) {
+  const tg::Shape shape = data.images.shape();  // (N, 1, rows, cols), as load_mnist makes it
+  if (shape.size() == 4 && shape[2] == fashion_image_side && shape[3] == fashion_image_side) return;
+  const std::string found = shape.size() == 4 ? std::to_string(shape[2]) + "x" + std::to_string(shape[3])
+                                              : "of shape " + tg::shape_str(shape);
+  throw tg::data::DataError(mnist_images_file(dir, train) + ": the images are " + found + ", but the model expects " +
+                            std::to_string(fashion_image_side) + "x" + std::to_string(fashion_image_side) +
+                            " (Fashion-MNIST)");
+}
 
 // The class with the largest logit, for each row of (N, C) logits.
 inline std::vector<std::int64_t> predicted_classes(const tg::Tensor& logits) {

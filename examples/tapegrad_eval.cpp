@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli_checks.hpp"
 #include "fashion_cnn.hpp"
 
 int main(int argc, char** argv) {
@@ -12,9 +13,10 @@ int main(int argc, char** argv) {
   std::string data_dir = tg::data::default_fashion_mnist_dir();
   std::size_t limit = 0;
   CLI::App app{"Evaluate a saved Fashion-MNIST model"};
-  app.add_option("--model", model_path, "a model.safetensors written by tapegrad-train");
-  app.add_option("--data", data_dir, "directory with the four IDX files");
-  app.add_option("--limit", limit, "evaluate the first N test images only (0: all)");
+  app.option_defaults()->always_capture_default();  // --help shows every default
+  app.add_option("--model", model_path, "a model.safetensors written by tapegrad-train")->check(CLI::ExistingFile);
+  app.add_option("--data", data_dir, "directory with the four IDX files")->check(CLI::ExistingDirectory);
+  app.add_option("--limit", limit, "evaluate the first N test images only (0: all)")->check(cli::non_negative());
   CLI11_PARSE(app, argc, argv);
 
   static const char* const classes[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
     tg::nn::load(net, model_path);
     net.eval();
     const tg::data::Dataset test = tg::data::load_mnist(data_dir, /*train=*/false, limit);
+    check_image_shape(test, data_dir, /*train=*/false);
 
     std::size_t confusion[10][10] = {};
     tg::NoGradGuard no_grad;

@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "fashion_cnn.hpp"
 #include "report.hpp"
 
@@ -91,23 +92,27 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a CNN on Fashion-MNIST with tapegrad"};
-  app.add_option("--epochs", o.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
-  app.add_option("--batch-size", o.batch_size, "images per step")->check(CLI::Range(1, 60000));
-  app.add_option("--lr", o.lr, "learning rate (cosine-annealed to 0 over the run)")->check(CLI::Range(1e-9, 10.0));
+  app.option_defaults()->always_capture_default();  // --help shows every default
+  app.add_option("--epochs", o.epochs, "passes over the training set")->check(cli::in_range(1, 1000));
+  app.add_option("--batch-size", o.batch_size, "images per step")->check(cli::in_range<std::size_t>(1, 60000));
+  app.add_option("--lr", o.lr, "learning rate (cosine-annealed to 0 over the run)")->check(cli::in_range(1e-9, 10.0));
   app.add_option("--optimizer", o.optimizer, "adam, adamw, sgd (momentum 0.9) or rmsprop")
       ->check(CLI::IsMember({"adam", "adamw", "sgd", "rmsprop"}));
-  app.add_option("--seed", o.seed, "initialization and shuffling");
-  app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256));
-  app.add_option("--data", o.data_dir, "directory with the four IDX files (gzip or plain)");
+  app.add_option("--seed", o.seed, "initialization and shuffling")->check(cli::non_negative());
+  app.add_option("--threads", o.threads, "BLAS threads")->check(cli::in_range(1, 256));
+  app.add_option("--data", o.data_dir, "directory with the four IDX files (gzip or plain)")->check(CLI::ExistingDirectory);
   app.add_option("--out", o.out_dir, "where the model, pictures and metrics go");
-  app.add_option("--limit", o.limit, "train on the first N images only (0: all); tests on N/6 of the test set");
+  app.add_option("--limit", o.limit, "train on the first N images only (0: all); tests on N/6 of the test set")
+      ->check(cli::non_negative());
   CLI11_PARSE(app, argc, argv);
 
   try {
     openblas_set_num_threads(o.threads);
     std::filesystem::create_directories(o.out_dir);
     const tg::data::Dataset train = tg::data::load_mnist(o.data_dir, /*train=*/true, o.limit);
+    check_image_shape(train, o.data_dir, /*train=*/true);
     const tg::data::Dataset test = tg::data::load_mnist(o.data_dir, /*train=*/false, o.limit ? std::max<std::size_t>(o.limit / 6, 1) : 0);
+    check_image_shape(test, o.data_dir, /*train=*/false);
     std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", o.data_dir.c_str(), train.size(), test.size());
 
     tg::Generator gen(o.seed);

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Checks how tapegrad-train and tapegrad-eval treat bad options, bad data,
+unusable output paths and a broken model: exit codes, messages, and which
+files and directories are left behind.
+
+Usage: check_cli.py CASE TRAIN EVAL SCRATCH_DIR
+Each CASE is one CTest test (cli_CASE). SCRATCH_DIR is emptied first. The
+training runs are tiny (64 images, one epoch: about a second each)."""
+import gzip
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+CASE, TRAIN, EVAL, SCRATCH = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+TINY = ["--limit", "64", "--epochs", "1"]
+STARTED = "Fashion-MNIST from"  # the trainer's first line once its data has loaded and passed the checks
+
+
+def fail(message):
+    print(f"check_cli {CASE}: {message}")
+    sys.exit(1)
+
+
+def run(program, *args):
+    result = subprocess.run([program, *map(str, args)], capture_output=True, text=True, timeout=300)
+    print(f"$ {Path(program).name} {' '.join(map(str, args))}  -> {result.returncode}\n{result.stderr}", end="")
+    return result
+
+
+def expect_failure(program, args, *phrases, early=True):
+    """Runs a command that must fail with a message holding every phrase;
+    when early, before the trainer reports its data (so before any training)."""
+    result = run(program, *args)
+    if result.returncode == 0:
+        fail(f"{args} should fail but exited 0")
+    for phrase in phrases:
+        if phrase not in result.stderr:
+            fail(f"{args}: the message {result.stderr!r} lacks {phrase!r}")
+    if early and STARTED in result.stdout:
+        fail(f"{args}: should fail before training, but it got as far as:\n{result.stdout}")
+    return result
+
+
+def expect_success(program, *args):
+    result = run(program, *args)
+    if result.returncode != 0:
+        fail(f"{args} failed with {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def train_tiny(out):
+    expect_success(TRAIN, *TINY, "--out", out)
+    return out / "model.safetensors"
+
+
+def write_idx(path, header, data):
+    with gzip.open(path, "wb") as f:  # gzipped, as the real dataset ships
+        f.write(header + data)
+
+
+def make_dataset(directory, side):
+    """Ten side x side images and ten labels, for training and for testing."""
+    directory.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", struct.pack(">BBBBIII", 0, 0, 8, 3, 10, side, side),
+                  bytes(10 * side * side))
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", struct.pack(">BBBBI", 0, 0, 8, 1, 10), bytes(range(10)))
+
+
+def set_tensor(model, name, value):
+    """Overwrites every element of an F32 tensor of a safetensors file."""
+    data = bytearray(model.read_bytes())
+    (header_len,) = struct.unpack("<Q", data[:8])
+    begin, end = json.loads(data[8 : 8 + header_len])[name]["data_offsets"]
+    start = 8 + header_len
+    data[start + begin : start + end] = struct.pack("<f", value) * ((end - begin) // 4)
+    model.write_bytes(bytes(data))
+
+
+# ---- the cases -----------------------------------------------------------------
+
+
+def negative_numbers():
+    # strtoull turned "-5" into 18446744073709551611: --limit -5 trained on everything.
+    out = SCRATCH / "never"
+    for args in (["--limit", "-5"], ["--limit=-5"], ["--seed", "-1"]):
+        expect_failure(TRAIN, args + ["--out", out], args[0].split("=")[0] + ": must be a non-negative integer")
+    expect_failure(TRAIN, ["--batch-size", "-5", "--out", out], "--batch-size: must be an integer in [1, 60000], got -5")
+    expect_failure(EVAL, ["--limit", "-5"], "--limit: must be a non-negative integer, got -5")
+    if out.exists():
+        fail("a rejected command line created its output directory")
+
+
+def lr_range():
+    # NaN passed the range check; the bounds were printed as 0.000000 to 10.000000.
+    for value in ("nan", "inf", "-inf", "0", "1e-10", "11"):
+        result = expect_failure(TRAIN, ["--lr", value, "--out", SCRATCH / "never"],
+                                f"--lr: must be a finite number in [1e-09, 10], got {value}")
+        if "0.000000" in result.stderr:
+            fail("the range is printed with %f")
+
+
+def help_defaults():
+    train_help = expect_success(TRAIN, "--help").stdout
+    for expected in ("--epochs INT:in [1, 1000]=3", "=64", "--lr FLOAT:in [1e-09, 10]=0.003", "=adam",
+                     "--out TEXT=runs/train", "=/usr/share/datasets/fashion-mnist", "--limit UINT:NONNEGATIVE=0"):
+        if expected not in train_help:
+            fail(f"tapegrad-train --help lacks {expected!r}:\n{train_help}")
+    eval_help = expect_success(EVAL, "--help").stdout
+    for expected in ("=runs/demo/model.safetensors", "--limit UINT:NONNEGATIVE=0"):
+        if expected not in eval_help:
+            fail(f"tapegrad-eval --help lacks {expected!r}:\n{eval_help}")
+
+
+def image_shape():
+    # 32x32 images failed deep inside conv2d, in the first batch.
+    data = SCRATCH / "data32"
+    make_dataset(data, 32)
+    expected = f"{data}/train-images-idx3-ubyte.gz: the images are 32x32, but the model expects 28x28"
+    expect_failure(TRAIN, ["--data", data, "--out", SCRATCH / "run"], expected)
+    model = train_tiny(SCRATCH / "tiny")
+    expect_failure(EVAL, ["--data", data, "--model", model],
+                   f"{data}/t10k-images-idx3-ubyte.gz: the images are 32x32, but the model expects 28x28")
+
+
+CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape)}
+if CASE not in CASES:
+    fail(f"unknown case; the cases are {', '.join(CASES)}")
+shutil.rmtree(SCRATCH, ignore_errors=True)
+SCRATCH.mkdir(parents=True)
+CASES[CASE]()
+print(f"check_cli {CASE}: ok")
