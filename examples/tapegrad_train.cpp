@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <system_error>
 
 #include <CLI/CLI.hpp>
 #include <cblas.h>
@@ -31,6 +31,73 @@ struct Options {
   std::string data_dir = tg::data::default_fashion_mnist_dir();
   std::string out_dir = "runs/train";
   std::size_t limit = 0;  // training images; 0 = all
+};
+
+// The files a run leaves in its output directory.
+const char* const output_files[] = {"model.safetensors", "filters.png", "curves.svg", "metrics.json"};
+
+// The output directory, made and probed before any work starts, so that an
+// unusable --out is reported at once rather than after the whole run. Unless
+// keep() is called (the run succeeded), the directories it made are removed
+// again: a failed run leaves nothing behind. One that existed is left alone.
+class OutputDirectory {
+ public:
+  explicit OutputDirectory(const std::string& dir) : dir_(dir), created_(topmost_missing(dir)) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) throw std::runtime_error("--out " + dir + ": cannot create the directory: " + ec.message());
+    try {
+      check_usable();
+    } catch (...) {
+      remove_created();
+      throw;
+    }
+  }
+  ~OutputDirectory() {
+    if (!kept_) remove_created();
+  }
+  OutputDirectory(const OutputDirectory&) = delete;
+  OutputDirectory& operator=(const OutputDirectory&) = delete;
+
+  void keep() { kept_ = true; }
+  std::string operator/(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  // The outermost directory of `dir` that does not exist yet: what
+  // create_directories will make, and all that a failed run removes.
+  static std::filesystem::path topmost_missing(const std::string& dir) {
+    std::filesystem::path missing;
+    std::error_code ec;
+    for (auto p = std::filesystem::absolute(dir); !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+      missing = p;
+      if (p == p.parent_path()) break;
+    }
+    return missing;
+  }
+
+  // A file can be made there, and no output file's name is taken by a
+  // directory (which would fail the very last write of the run).
+  void check_usable() const {
+    const std::string probe = *this / ".tapegrad-write-probe";
+    try {
+      report::write_file(probe, "probe");
+    } catch (const std::exception& e) {
+      throw std::runtime_error("--out " + dir_.string() + " is not writable: " + e.what());
+    }
+    std::error_code ec;
+    std::filesystem::remove(probe, ec);
+    for (const char* name : output_files)
+      if (std::filesystem::is_directory(dir_ / name, ec))
+        throw std::runtime_error("--out " + dir_.string() + ": cannot write " + (*this / name) + ": it is a directory");
+  }
+
+  void remove_created() const {
+    std::error_code ec;
+    if (!created_.empty()) std::filesystem::remove_all(created_, ec);
+  }
+
+  std::filesystem::path dir_, created_;
+  bool kept_ = false;
 };
 
 std::unique_ptr<tg::optim::Optimizer> make_optimizer(const Options& o, const std::vector<tg::Tensor>& params) {
@@ -92,6 +159,7 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a CNN on Fashion-MNIST with tapegrad"};
+  app.footer("If the run fails, an output directory it created is removed again.");
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.add_option("--epochs", o.epochs, "passes over the training set")->check(cli::in_range(1, 1000));
   app.add_option("--batch-size", o.batch_size, "images per step")->check(cli::in_range<std::size_t>(1, 60000));
@@ -101,14 +169,14 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "initialization and shuffling")->check(cli::non_negative());
   app.add_option("--threads", o.threads, "BLAS threads")->check(cli::in_range(1, 256));
   app.add_option("--data", o.data_dir, "directory with the four IDX files (gzip or plain)")->check(CLI::ExistingDirectory);
-  app.add_option("--out", o.out_dir, "where the model, pictures and metrics go");
+  app.add_option("--out", o.out_dir, "where the model, pictures and metrics go (created if missing)");
   app.add_option("--limit", o.limit, "train on the first N images only (0: all); tests on N/6 of the test set")
       ->check(cli::non_negative());
   CLI11_PARSE(app, argc, argv);
 
   try {
+    OutputDirectory out(o.out_dir);
     openblas_set_num_threads(o.threads);
-    std::filesystem::create_directories(o.out_dir);
     const tg::data::Dataset train = tg::data::load_mnist(o.data_dir, /*train=*/true, o.limit);
     check_image_shape(train, o.data_dir, /*train=*/true);
     const tg::data::Dataset test = tg::data::load_mnist(o.data_dir, /*train=*/false, o.limit ? std::max<std::size_t>(o.limit / 6, 1) : 0);
@@ -175,12 +243,11 @@ int main(int argc, char** argv) {
     metrics["options"] = {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.lr},
                           {"optimizer", o.optimizer}, {"seed", o.seed}, {"limit", o.limit}};
 
-    const std::filesystem::path out(o.out_dir);
-    tg::nn::save(net, (out / "model.safetensors").string());
-    report::write_filter_grid((out / "filters.png").string(), {filters_before, net.first_filters().value()});
-    report::write_chart_svg((out / "curves.svg").string(), "Fashion-MNIST training", "epoch",
-                            {train_curve, test_loss, test_acc});
-    std::ofstream(out / "metrics.json") << metrics.dump(2) << '\n';
+    tg::nn::save(net, out / "model.safetensors");
+    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().value()});
+    report::write_chart_svg(out / "curves.svg", "Fashion-MNIST training", "epoch", {train_curve, test_loss, test_acc});
+    report::write_file(out / "metrics.json", metrics.dump(2) + '\n');
+    out.keep();
     std::printf("\nWrote %s: model.safetensors, filters.png (first-layer filters: top row before, bottom row after),\n"
                 "curves.svg (loss and accuracy), metrics.json\n",
                 o.out_dir.c_str());

@@ -7,7 +7,7 @@ Usage: check_cli.py CASE TRAIN EVAL SCRATCH_DIR
 Each CASE is one CTest test (cli_CASE). SCRATCH_DIR is emptied first. The
 training runs are tiny (64 images, one epoch: about a second each)."""
 import gzip
-import json
+import os
 import shutil
 import struct
 import subprocess
@@ -16,6 +16,7 @@ from pathlib import Path
 
 CASE, TRAIN, EVAL, SCRATCH = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
 TINY = ["--limit", "64", "--epochs", "1"]
+OUTPUTS = {"model.safetensors", "filters.png", "curves.svg", "metrics.json"}
 STARTED = "Fashion-MNIST from"  # the trainer's first line once its data has loaded and passed the checks
 
 
@@ -70,16 +71,6 @@ def make_dataset(directory, side):
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", struct.pack(">BBBBI", 0, 0, 8, 1, 10), bytes(range(10)))
 
 
-def set_tensor(model, name, value):
-    """Overwrites every element of an F32 tensor of a safetensors file."""
-    data = bytearray(model.read_bytes())
-    (header_len,) = struct.unpack("<Q", data[:8])
-    begin, end = json.loads(data[8 : 8 + header_len])[name]["data_offsets"]
-    start = 8 + header_len
-    data[start + begin : start + end] = struct.pack("<f", value) * ((end - begin) // 4)
-    model.write_bytes(bytes(data))
-
-
 # ---- the cases -----------------------------------------------------------------
 
 
@@ -126,7 +117,59 @@ def image_shape():
                    f"{data}/t10k-images-idx3-ubyte.gz: the images are 32x32, but the model expects 28x28")
 
 
-CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape)}
+def output_dir():
+    # An unusable --out was found only after the whole run.
+    a_file = SCRATCH / "a-file"
+    a_file.write_text("not a directory")
+    expect_failure(TRAIN, ["--out", a_file / "run"], f"--out {a_file}/run: cannot create the directory")
+    expect_failure(TRAIN, ["--out", a_file], f"--out {a_file}: cannot create the directory")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = SCRATCH / "locked"
+        locked.mkdir(mode=0o555)
+        expect_failure(TRAIN, ["--out", locked], f"--out {locked} is not writable")
+    else:
+        print("(running as root: the read-only directory check is skipped)")
+
+    # A failed run removes the directories it created, and only those.
+    data = SCRATCH / "data32"
+    make_dataset(data, 32)
+    expect_failure(TRAIN, ["--data", data, "--out", SCRATCH / "new" / "deeper" / "run"], "32x32")
+    if (SCRATCH / "new").exists():
+        fail("the failed run left the output directories it created behind")
+    kept = SCRATCH / "kept"
+    kept.mkdir()
+    (kept / "earlier.txt").write_text("from an earlier run")
+    expect_failure(TRAIN, ["--data", data, "--out", kept], "32x32")
+    if sorted(p.name for p in kept.iterdir()) != ["earlier.txt"]:
+        fail("a failed run must leave a directory that existed as it was")
+
+    # A run that succeeds leaves its outputs, and nothing else (no write probe).
+    train_tiny(SCRATCH / "made" / "run")
+    left = {p.name for p in (SCRATCH / "made" / "run").iterdir()}
+    if left != OUTPUTS:
+        fail(f"a successful run left {sorted(left)}, expected {sorted(OUTPUTS)}")
+
+
+def write_failure():
+    # Write errors were ignored: exit 0 and "Wrote ..." with files missing.
+    taken = SCRATCH / "taken"
+    (taken / "metrics.json").mkdir(parents=True)
+    expect_failure(TRAIN, [*TINY, "--out", taken], f"cannot write {taken}/metrics.json: it is a directory")
+    if not Path("/dev/full").exists():
+        print("(no /dev/full: the full-disk checks are skipped)")
+        return
+    # /dev/full takes the open and fails every write with ENOSPC, as a full disk.
+    for name in ("filters.png", "curves.svg", "metrics.json"):
+        full = SCRATCH / ("full-" + name)
+        full.mkdir()
+        (full / name).symlink_to("/dev/full")
+        result = expect_failure(TRAIN, [*TINY, "--out", full], f"cannot write {full}/{name}: No space left on device",
+                                early=False)
+        if "Wrote" in result.stdout:
+            fail(f"says it wrote the outputs although {name} failed")
+
+
+CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape, output_dir, write_failure)}
 if CASE not in CASES:
     fail(f"unknown case; the cases are {', '.join(CASES)}")
 shutil.rmtree(SCRATCH, ignore_errors=True)
