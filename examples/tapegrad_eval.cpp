@@ -1,5 +1,6 @@
 // tapegrad-eval: loads a model saved by tapegrad-train and prints its test
 // accuracy and confusion matrix.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -8,11 +9,32 @@
 #include "cli_checks.hpp"
 #include "fashion_cnn.hpp"
 
+namespace {
+
+// How many rows of (N, C) logits hold a NaN or an infinity. The argmax of such
+// a row is meaningless (every comparison with NaN is false, so it is class 0),
+// and an accuracy counted from it would pass a broken model off as a bad one.
+std::size_t nonfinite_rows(const tg::Tensor& logits) {
+  const auto& v = logits.value();
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < v.shape()[0]; ++i) {
+    bool finite = true;
+    for (std::size_t c = 0; c < v.shape()[1]; ++c) finite = finite && std::isfinite(v(i, c));
+    count += !finite;
+  }
+  return count;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string model_path = "runs/demo/model.safetensors";
   std::string data_dir = tg::data::default_fashion_mnist_dir();
   std::size_t limit = 0;
   CLI::App app{"Evaluate a saved Fashion-MNIST model"};
+  app.footer(
+      "If the model's logits are NaN or infinite for any test image (a diverged training run, say), no accuracy\n"
+      "is reported: the tool says for how many images and exits with status 1.");
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.add_option("--model", model_path, "a model.safetensors written by tapegrad-train")->check(CLI::ExistingFile);
   app.add_option("--data", data_dir, "directory with the four IDX files")->check(CLI::ExistingDirectory);
@@ -29,14 +51,23 @@ int main(int argc, char** argv) {
     const tg::data::Dataset test = tg::data::load_mnist(data_dir, /*train=*/false, limit);
     check_image_shape(test, data_dir, /*train=*/false);
 
-    std::size_t confusion[10][10] = {};
+    std::size_t confusion[10][10] = {}, nonfinite = 0;
     tg::NoGradGuard no_grad;
     tg::data::DataLoader loader(test, {256});
     loader.start_epoch();
     for (std::size_t b = 0; b < loader.num_batches(); ++b) {
       const tg::data::Batch batch = loader.batch(b);
-      const std::vector<std::int64_t> predicted = predicted_classes(net(batch.images));
+      const tg::Tensor logits = net(batch.images);
+      nonfinite += nonfinite_rows(logits);
+      const std::vector<std::int64_t> predicted = predicted_classes(logits);
       for (std::size_t i = 0; i < batch.labels.size(); ++i) ++confusion[batch.labels[i]][predicted[i]];
+    }
+    if (nonfinite > 0) {
+      std::fprintf(stderr,
+                   "tapegrad-eval: %s: the logits are NaN or infinite for %zu of %zu test images; the model is "
+                   "broken (did its training diverge?), so no accuracy is reported\n",
+                   model_path.c_str(), nonfinite, test.size());
+      return 1;
     }
     std::size_t right = 0;
     for (std::size_t c = 0; c < 10; ++c) right += confusion[c][c];

@@ -7,6 +7,7 @@ Usage: check_cli.py CASE TRAIN EVAL SCRATCH_DIR
 Each CASE is one CTest test (cli_CASE). SCRATCH_DIR is emptied first. The
 training runs are tiny (64 images, one epoch: about a second each)."""
 import gzip
+import json
 import os
 import shutil
 import struct
@@ -71,6 +72,16 @@ def make_dataset(directory, side):
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", struct.pack(">BBBBI", 0, 0, 8, 1, 10), bytes(range(10)))
 
 
+def set_tensor(model, name, value):
+    """Overwrites every element of an F32 tensor of a safetensors file."""
+    data = bytearray(model.read_bytes())
+    (header_len,) = struct.unpack("<Q", data[:8])
+    begin, end = json.loads(data[8 : 8 + header_len])[name]["data_offsets"]
+    start = 8 + header_len
+    data[start + begin : start + end] = struct.pack("<f", value) * ((end - begin) // 4)
+    model.write_bytes(bytes(data))
+
+
 # ---- the cases -----------------------------------------------------------------
 
 
@@ -101,7 +112,7 @@ def help_defaults():
         if expected not in train_help:
             fail(f"tapegrad-train --help lacks {expected!r}:\n{train_help}")
     eval_help = expect_success(EVAL, "--help").stdout
-    for expected in ("=runs/demo/model.safetensors", "--limit UINT:NONNEGATIVE=0"):
+    for expected in ("=runs/demo/model.safetensors", "--limit UINT:NONNEGATIVE=0", "NaN or infinite"):
         if expected not in eval_help:
             fail(f"tapegrad-eval --help lacks {expected!r}:\n{eval_help}")
 
@@ -169,7 +180,21 @@ def write_failure():
             fail(f"says it wrote the outputs although {name} failed")
 
 
-CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape, output_dir, write_failure)}
+def nonfinite_logits():
+    # A model with NaN logits got an accuracy figure (every prediction class 0).
+    model = train_tiny(SCRATCH / "tiny")
+    if "accuracy" not in expect_success(EVAL, "--model", model, "--limit", 100).stdout:
+        fail("a healthy model gets no accuracy")
+    for value in (float("nan"), float("inf")):
+        set_tensor(model, "classifier.3.bias", value)
+        result = expect_failure(EVAL, ["--model", model, "--limit", 100],
+                                f"{model}: the logits are NaN or infinite for 100 of 100 test images")
+        if "accuracy" in result.stdout:
+            fail(f"reported an accuracy for a model with {value} logits:\n{result.stdout}")
+
+
+CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape, output_dir, write_failure,
+                                  nonfinite_logits)}
 if CASE not in CASES:
     fail(f"unknown case; the cases are {', '.join(CASES)}")
 shutil.rmtree(SCRATCH, ignore_errors=True)
