@@ -290,7 +290,10 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
   data.reserve(tensors.size());
   std::set<std::string> names;
   std::uint64_t offset = 0;
-  for (const auto& [name, any] : tensors) {
+  for (const auto& named : tensors) {
+    // Plain references: C++17 does not let a lambda capture a structured binding.
+    const std::string& name = named.first;
+    const AnyTensor& any = named.second;
     if (name == "__metadata__") throw ValueError(op + "\"__metadata__\" is reserved, not a tensor name");
     if (!valid_utf8(name)) throw ValueError(op + "tensor name " + in_quotes(name) + " is not valid UTF-8");
     if (!names.insert(name).second) throw ValueError(op + "duplicate tensor name " + in_quotes(name));
