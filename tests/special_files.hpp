@@ -16,7 +16,8 @@
 
 // A FIFO at `path`. While it lives, a thread keeps opening the FIFO for
 // writing (without blocking) and closing it again, so a reader that wrongly
-// opens it is released with end-of-file instead of hanging the test.
+// opens it is released with end-of-file instead of hanging the test. (A
+// writer that wrongly opens it is not released.)
 class Fifo {
  public:
   explicit Fifo(const std::string& path) : path_(path) {
