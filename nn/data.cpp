@@ -1,6 +1,10 @@
 #include "data.hpp"
 
+#include <sys/stat.h>
 #include <zlib.h>
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -23,6 +27,10 @@ namespace fs = std::filesystem;
 
 constexpr std::uint8_t kUnsignedByte = 0x08;
 constexpr std::size_t kMaxDims = 4;
+// Deflate cannot inflate data by more than this factor (RFC 1951: a
+// 258-byte match takes at least 2 bits), so a gzip file of n bytes holds at
+// most this many times n bytes.
+constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
 std::string hex_byte(unsigned value) {
   static const char digits[] = "0123456789abcdef";
@@ -47,83 +55,105 @@ const char* idx_type_name(std::uint8_t type) {
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw DataError(path + ": " + what); }
 
-// Checks that `path` names a file that can be opened; throws DataError otherwise.
-void check_readable(const std::string& path) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (ec && status.type() != fs::file_type::not_found) fail(path, "cannot open: " + ec.message());
-  if (status.type() == fs::file_type::not_found) fail(path, "cannot open: no such file");
-  if (status.type() == fs::file_type::directory) fail(path, "cannot open: is a directory");
+// What the file's type is, for a message about a path that is not a regular file.
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
 }
 
-// The decompressed contents of a gzip file (all members, as gunzip does).
-std::vector<std::uint8_t> read_gzip(const std::string& path) {
-  // Closed by the guard if an allocation throws, else explicitly below.
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(gzopen(path.c_str(), "rb"), gzclose);
-  if (!guard) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  gzFile file = guard.get();
-  gzbuffer(file, 1 << 17);
-  std::vector<std::uint8_t> bytes;
-  constexpr std::size_t chunk = 1 << 20;
-  std::string error;
-  for (;;) {
-    const std::size_t old_size = bytes.size();
-    bytes.resize(old_size + chunk);
-    const int got = gzread(file, bytes.data() + old_size, static_cast<unsigned>(chunk));
-    if (got < 0) {
-      bytes.resize(old_size);
-      break;
+// Checks that `path` is a regular file and returns its size. Anything else
+// is refused before it is opened: opening a FIFO blocks until a writer comes,
+// and a device may never end.
+std::uint64_t check_regular_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail(path, "cannot open: no such file");
+    fail(path, std::string("cannot open: ") + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) fail(path, "cannot open: is a directory");
+  if (!S_ISREG(st.st_mode)) fail(path, std::string("cannot open: ") + file_kind(st.st_mode) + ", not a regular file");
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+// The most memory this machine could give one array: its RAM and swap. A
+// file that declares more is refused before anything is allocated (with
+// overcommit such an allocation may succeed and fail only when touched).
+std::uint64_t memory_limit() {
+#ifdef __linux__
+  struct sysinfo info {};
+  if (::sysinfo(&info) == 0) {
+    const std::uint64_t units = std::uint64_t{info.totalram} + std::uint64_t{info.totalswap};
+    const std::uint64_t unit = std::max<std::uint64_t>(1, info.mem_unit);
+    if (units <= std::numeric_limits<std::uint64_t>::max() / unit) return units * unit;
+  }
+#endif
+  return std::numeric_limits<std::uint64_t>::max();
+}
+
+// An IDX file opened through zlib, which inflates a gzip file (recognised by
+// its magic, as gunzip does, all members) and passes a plain file through
+// unchanged, so both are read the same way: in bounded pieces, the header
+// first. The guard closes the file if something throws.
+class IdxReader {
+ public:
+  explicit IdxReader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb"), gzclose) {
+    if (!file_) fail(path, std::string("cannot open: ") + std::strerror(errno));
+    gzbuffer(file_.get(), 1 << 17);
+  }
+
+  // Reads up to n bytes into dst and returns how many: fewer only at the
+  // end of the data. Throws DataError if the read or the stream fails.
+  std::size_t read(std::uint8_t* dst, std::size_t n) {
+    std::size_t total = 0;
+    while (total < n) {
+      const auto want = static_cast<unsigned>(std::min<std::size_t>(n - total, 1 << 20));
+      const int got = gzread(file_.get(), dst + total, want);
+      check_stream();
+      if (got <= 0) break;
+      total += static_cast<std::size_t>(got);
     }
-    bytes.resize(old_size + static_cast<std::size_t>(got));
-    if (got == 0) break;
+    return total;
   }
-  int errnum = Z_OK;
-  const char* message = gzerror(file, &errnum);
-  if (errnum != Z_OK) {
-    error = errnum == Z_ERRNO ? std::strerror(errno) : (message ? message : "unknown error");
-    // zlib's messages start with the path, which ours already does.
-    if (error.rfind(path + ": ", 0) == 0) error.erase(0, path.size() + 2);
-  }
-  const int closed = gzclose(guard.release());
-  if (error.empty() && closed != Z_OK) error = "error at close (code " + std::to_string(closed) + ")";
-  if (!error.empty()) fail(path, "corrupt gzip stream: " + error);
-  return bytes;
-}
 
-// The contents of the file: decompressed when it starts with gzip's magic.
-std::vector<std::uint8_t> read_contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  std::array<char, 2> magic{};
-  in.read(magic.data(), 2);
-  if (in.gcount() == 2 && static_cast<unsigned char>(magic[0]) == 0x1f && static_cast<unsigned char>(magic[1]) == 0x8b) {
-    in.close();
-    return read_gzip(path);
+  // True for a gzip file, once something has been read.
+  bool compressed() { return gzdirect(file_.get()) == 0; }
+
+  // Closes the file; throws DataError if zlib reports an error at close.
+  void close() {
+    const int closed = gzclose(file_.release());
+    if (closed != Z_OK) fail(path_, "corrupt gzip stream: error at close (code " + std::to_string(closed) + ")");
   }
-  in.clear();
-  in.seekg(0);
-  std::vector<std::uint8_t> bytes;
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (!ec) bytes.reserve(static_cast<std::size_t>(size));
-  std::array<char, 1 << 16> chunk;
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    const auto got = static_cast<std::size_t>(in.gcount());
-    bytes.insert(bytes.end(), chunk.data(), chunk.data() + got);
+
+ private:
+  // zlib reports a truncated stream only through gzerror, not through gzread's result.
+  void check_stream() {
+    int errnum = Z_OK;
+    const char* message = gzerror(file_.get(), &errnum);
+    if (errnum == Z_OK) return;
+    std::string error = errnum == Z_ERRNO ? std::strerror(errno) : (message ? message : "unknown error");
+    // zlib's messages start with the path, which ours already does.
+    if (error.rfind(path_ + ": ", 0) == 0) error.erase(0, path_.size() + 2);
+    fail(path_, (compressed() ? "corrupt gzip stream: " : "read error: ") + error);
   }
-  if (in.bad()) fail(path, "read error");
-  return bytes;
-}
+
+  std::string path_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> file_;
+};
 
 std::uint32_t big_endian_u32(const std::uint8_t* p) {
   return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
 }
 
-// Parses the IDX contents `bytes` (already decompressed) of `path`.
-IdxArray parse_idx(const std::string& path, std::vector<std::uint8_t> bytes) {
-  if (bytes.size() < 4)
-    fail(path, "not an IDX file: " + std::to_string(bytes.size()) +
+// Reads and checks the header (magic, type, dimension count, sizes) and
+// returns the shape.
+Shape read_header(const std::string& path, IdxReader& in) {
+  std::array<std::uint8_t, 4 + 4 * kMaxDims> bytes{};
+  const std::size_t got = in.read(bytes.data(), 4);
+  if (got < 4)
+    fail(path, "not an IDX file: " + std::to_string(got) +
                    " bytes, shorter than the 4-byte header (two zero bytes, type, dimension count)");
   if (bytes[0] != 0 || bytes[1] != 0)
     fail(path, "not an IDX file: bad magic " + hex_byte(bytes[0]) + " " + hex_byte(bytes[1]) +
@@ -141,41 +171,86 @@ IdxArray parse_idx(const std::string& path, std::vector<std::uint8_t> bytes) {
   if (ndim < 1 || ndim > kMaxDims)
     fail(path, "unsupported dimension count " + std::to_string(ndim) + " (expected 1 to " +
                    std::to_string(kMaxDims) + ")");
-  const std::size_t header = 4 + 4 * ndim;
-  if (bytes.size() < header)
+  const std::size_t sizes = in.read(bytes.data() + 4, 4 * ndim);
+  if (sizes < 4 * ndim)
     fail(path, "truncated header: expected " + std::to_string(4 * ndim) + " bytes of sizes for " +
-                   std::to_string(ndim) + " dimensions, found " + std::to_string(bytes.size() - 4));
-
+                   std::to_string(ndim) + " dimensions, found " + std::to_string(sizes));
   Shape shape(ndim);
-  bool has_zero = false;
-  for (std::size_t d = 0; d < ndim; ++d) {
-    shape[d] = big_endian_u32(bytes.data() + 4 + 4 * d);
-    has_zero = has_zero || shape[d] == 0;
-  }
+  for (std::size_t d = 0; d < ndim; ++d) shape[d] = big_endian_u32(bytes.data() + 4 + 4 * d);
+  return shape;
+}
+
+// The number of data bytes `shape` declares, or a DataError if it overflows.
+std::uint64_t declared_bytes(const std::string& path, const Shape& shape) {
+  if (std::find(shape.begin(), shape.end(), std::size_t{0}) != shape.end()) return 0;
   // Sizes are at most 2^32 - 1 each, so the product may need 128 bits; stop
   // as soon as it passes what this machine can address.
-  std::uint64_t expected = has_zero ? 0 : 1;
-  if (!has_zero) {
-    const std::uint64_t max = std::min<std::uint64_t>(std::numeric_limits<std::uint64_t>::max(),
-                                                      std::numeric_limits<std::size_t>::max());
-    for (std::size_t size : shape) {
-      if (expected > max / size)
-        fail(path, "sizes " + shape_str(shape) + " overflow: their product does not fit in " +
-                       std::to_string(8 * sizeof(std::size_t)) + " bits");
-      expected *= size;
-    }
+  const std::uint64_t max = std::min<std::uint64_t>(std::numeric_limits<std::uint64_t>::max(),
+                                                    std::numeric_limits<std::size_t>::max());
+  std::uint64_t product = 1;
+  for (std::size_t size : shape) {
+    if (product > max / size)
+      fail(path, "sizes " + shape_str(shape) + " overflow: their product does not fit in " +
+                     std::to_string(8 * sizeof(std::size_t)) + " bits");
+    product *= size;
   }
-  const std::size_t found = bytes.size() - header;
-  if (found < expected)
-    fail(path, "truncated: expected " + std::to_string(expected) + " bytes of data for shape " + shape_str(shape) +
-                   ", found " + std::to_string(found));
-  if (found > expected)
-    fail(path, "trailing data: expected " + std::to_string(expected) + " bytes of data for shape " +
-                   shape_str(shape) + ", found " + std::to_string(found) + " (" +
-                   std::to_string(found - expected) + " too many)");
+  return product;
+}
 
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
-  return IdxArray{std::move(shape), std::move(bytes)};
+// Checks the declared data size against what the file can hold, before
+// anything is allocated: a plain file's size says it exactly; a gzip file
+// cannot inflate to more than kMaxDeflateRatio times its size.
+void check_declared_size(const std::string& path, const Shape& shape, std::uint64_t expected, bool compressed,
+                         std::uint64_t file_size, std::uint64_t header) {
+  if (!compressed) {
+    const std::uint64_t found = file_size - std::min(file_size, header);
+    if (found < expected)
+      fail(path, "truncated: expected " + std::to_string(expected) + " bytes of data for shape " + shape_str(shape) +
+                     ", found " + std::to_string(found));
+    if (found > expected)
+      fail(path, "trailing data: expected " + std::to_string(expected) + " bytes of data for shape " +
+                     shape_str(shape) + ", found " + std::to_string(found) + " (" + std::to_string(found - expected) +
+                     " too many)");
+  } else if (expected / kMaxDeflateRatio > file_size) {
+    fail(path, "shape " + shape_str(shape) + " declares " + std::to_string(expected) + " bytes of data, more than a " +
+                   std::to_string(file_size) + "-byte gzip file can hold");
+  }
+  const std::uint64_t memory = memory_limit();
+  if (expected > memory)
+    fail(path, "shape " + shape_str(shape) + " declares " + std::to_string(expected) +
+                   " bytes of data, more than this machine's " + std::to_string(memory) + " bytes of memory");
+}
+
+// Reads exactly `expected` bytes of data, growing the array only as the data
+// arrives (a gzip header may promise more than the stream holds), then checks
+// that nothing follows them.
+std::vector<std::uint8_t> read_data(const std::string& path, IdxReader& in, const Shape& shape,
+                                    std::uint64_t expected) {
+  constexpr std::size_t chunk = 1 << 20;
+  std::vector<std::uint8_t> data;
+  data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, chunk)));
+  while (data.size() < expected) {
+    const std::size_t old_size = data.size();
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(expected - old_size, chunk));
+    data.resize(old_size + n);
+    const std::size_t got = in.read(data.data() + old_size, n);
+    data.resize(old_size + got);
+    if (got < n)
+      fail(path, "truncated: expected " + std::to_string(expected) + " bytes of data for shape " + shape_str(shape) +
+                     ", found " + std::to_string(data.size()));
+  }
+  // Past the data: nothing, and for a gzip file the trailer checked. Trailing
+  // data is counted into a fixed buffer, up to a bound, never stored.
+  std::vector<std::uint8_t> scratch(1 << 16);
+  std::uint64_t extra = 0;
+  constexpr std::uint64_t max_counted = 1 << 20;
+  for (std::size_t got; extra < max_counted && (got = in.read(scratch.data(), scratch.size())) > 0;) extra += got;
+  if (extra > 0)
+    fail(path, "trailing data: expected " + std::to_string(expected) + " bytes of data for shape " +
+                   shape_str(shape) + ", found " + (extra < max_counted ? "" : "at least ") +
+                   std::to_string(expected + extra) + " (" + std::to_string(extra) +
+                   (extra < max_counted ? "" : " or more") + " too many)");
+  return data;
 }
 
 // The first existing of dir/base and dir/base.gz (the plain one first).
@@ -195,8 +270,18 @@ std::string find_file(const std::string& dir, const std::string& base, const cha
 // ---- IDX files ---------------------------------------------------------------
 
 IdxArray read_idx(const std::string& path) {
-  check_readable(path);
-  return parse_idx(path, read_contents(path));
+  const std::uint64_t file_size = check_regular_file(path);
+  IdxReader in(path);
+  try {
+    Shape shape = read_header(path, in);
+    const std::uint64_t expected = declared_bytes(path, shape);
+    check_declared_size(path, shape, expected, in.compressed(), file_size, 4 + 4 * shape.size());
+    std::vector<std::uint8_t> data = read_data(path, in, shape, expected);
+    in.close();
+    return IdxArray{std::move(shape), std::move(data)};
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory reading the data");
+  }
 }
 
 void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
@@ -291,7 +376,13 @@ Dataset load_mnist(const std::string& dir, bool train, std::size_t limit, Normal
   for (std::size_t p = 0; p < table.size(); ++p)
     table[p] = (static_cast<float>(p) / 255.0f - norm.mean) / norm.std;
   const std::size_t rows = images.shape[1], cols = images.shape[2];
-  xt::xarray<float> values = xt::xarray<float>::from_shape({count, std::size_t{1}, rows, cols});
+  xt::xarray<float> values;
+  try {
+    values = xt::xarray<float>::from_shape({count, std::size_t{1}, rows, cols});
+  } catch (const std::bad_alloc&) {
+    fail(images_path, "out of memory converting " + std::to_string(count) + " images of " + std::to_string(rows) +
+                          "x" + std::to_string(cols) + " to float");
+  }
   float* dst = values.data();
   const std::size_t n = count * rows * cols;
   for (std::size_t i = 0; i < n; ++i) dst[i] = table[images.data[i]];

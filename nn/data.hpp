@@ -28,9 +28,11 @@
 
 namespace tg::data {
 
-// A data file that cannot be opened or read, is not a valid IDX file (bad
+// A data file that cannot be opened or read (missing, not a regular file,
+// too large for this machine's memory), is not a valid IDX file (bad
 // magic, unsupported type, bad dimension count, truncated, trailing bytes,
-// sizes that overflow, a corrupt gzip stream), or that does not make a
+// sizes that overflow or that the file cannot hold, a corrupt gzip stream),
+// or that does not make a
 // dataset (wrong dimensionality, image and label counts differ, a label out
 // of range, a dataset file missing).
 class DataError : public Error {
@@ -53,12 +55,18 @@ struct IdxArray {
 };
 
 // Reads an IDX file, gzip-compressed (recognised by its 0x1f 0x8b magic, not
-// by the name) or plain. Everything is checked: the magic, the type byte, a
-// dimension count of 1 to 4, the product of the sizes (overflow, and that it
-// equals the number of data bytes exactly: neither truncated nor followed by
-// trailing bytes), the gzip stream's integrity. Throws DataError naming the
-// file and the problem ("<path>: truncated: expected 47040000 bytes of data,
-// found 1000").
+// by the name) or plain. Everything is checked: that the path is a regular
+// file (a FIFO or device is refused, not waited on), the magic, the type
+// byte, a dimension count of 1 to 4, the product of the sizes (overflow, and
+// that it equals the number of data bytes exactly: neither truncated nor
+// followed by trailing bytes), the gzip stream's integrity. The header is
+// read and checked first; the declared size is then checked against the
+// file's (a plain file's size exactly, a gzip file's times deflate's maximum
+// ratio of 1032) and against the machine's memory before anything is
+// allocated, and the data is read in bounded pieces: a small file cannot make
+// the reader hold more than it declares. Throws DataError naming the file and
+// the problem ("<path>: truncated: expected 47040000 bytes of data, found
+// 1000").
 IdxArray read_idx(const std::string& path);
 
 // Writes `array` as an IDX file of type 0x08, gzip-compressed when `gzip`.

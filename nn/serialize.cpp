@@ -1,6 +1,8 @@
 // The safetensors reader and writer. Reading validates the whole header
 // against the file's size before it reads any tensor data, and then reads
-// each tensor with one bounded read at a validated offset.
+// each tensor it needs with one bounded read at a validated offset. Nothing
+// from the header is quoted in a message unbounded: names and values are
+// shortened, nested values summarised.
 #include "serialize.hpp"
 
 #include <algorithm>
@@ -10,11 +12,17 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <new>
 #include <set>
 #include <system_error>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
 
 namespace tg::nn {
 
@@ -28,6 +36,12 @@ using OrderedJson = nlohmann::ordered_json;
 
 // The reference implementation refuses larger headers, too.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+// A valid header nests 3 deep (the object, an entry, its shape). Deeper
+// nesting is refused before parsing, so nothing that walks the parsed value
+// recursively (dump, copy) can exhaust the stack.
+constexpr int kMaxHeaderDepth = 16;
+// Longest name or string quoted whole in a message.
+constexpr std::size_t kMaxQuoted = 80;
 
 static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4, "F32 needs IEEE-754 binary32 floats");
 static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8, "F64 needs IEEE-754 binary64 doubles");
@@ -73,7 +87,16 @@ void swap_bytes(char* bytes, std::size_t count, std::size_t size) {
   for (std::size_t i = 0; i < count; ++i) std::reverse(bytes + i * size, bytes + (i + 1) * size);
 }
 
-std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+// `s`, shortened (at a UTF-8 character boundary) if long: names come from
+// files, and a header may hold a 100 MB one.
+std::string shortened(const std::string& s) {
+  if (s.size() <= kMaxQuoted) return s;
+  std::size_t cut = kMaxQuoted - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
+  return s.substr(0, cut) + "... (" + std::to_string(s.size()) + " bytes)";
+}
+
+std::string in_quotes(const std::string& s) { return "\"" + shortened(s) + "\""; }
 
 // ": No such file or directory", from errno, or nothing.
 std::string os_reason() {
@@ -81,9 +104,37 @@ std::string os_reason() {
   return err ? std::string(": ") + std::strerror(err) : std::string();
 }
 
+// Appends compact JSON for `j` to `out`, as dump() would, but only its first
+// levels and only until `out` holds `budget` bytes: a header value may be
+// large or deeply nested, and only its beginning belongs in a message.
+void excerpt_into(std::string& out, const Json& j, int levels, std::size_t budget) {
+  // The start of a string as a JSON literal (a cut UTF-8 character replaced).
+  auto literal = [budget](const std::string& s) {
+    return Json(s.substr(0, budget)).dump(-1, ' ', false, Json::error_handler_t::replace);
+  };
+  if (out.size() >= budget) return;
+  if (j.is_string()) {
+    out += literal(j.get_ref<const std::string&>());
+  } else if (!j.is_structured()) {
+    out += j.dump();
+  } else if (levels == 0) {
+    out += j.is_array() ? "[...]" : "{...}";
+  } else {
+    out += j.is_array() ? '[' : '{';
+    bool first = true;
+    for (auto it = j.begin(); it != j.end() && out.size() < budget; ++it, first = false) {
+      if (!first) out += ',';
+      if (j.is_object()) out += literal(it.key()) + ':';
+      excerpt_into(out, it.value(), levels - 1, budget);
+    }
+    out += j.is_array() ? ']' : '}';
+  }
+}
+
 // A JSON value, shortened, to quote in a message.
 std::string excerpt(const Json& j) {
-  std::string s = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string s;
+  excerpt_into(s, j, 2, 60);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
 }
@@ -160,8 +211,15 @@ std::vector<std::uint64_t> unsigned_array(const std::string& path, const std::st
   const auto it = entry.find(key);
   if (it == entry.end()) format_error(path, "tensor " + in_quotes(name) + ": no " + in_quotes(key) + " field");
   bool ok = it->is_array() && (required_size == 0 || it->size() == required_size);
-  if (ok)
-    for (const auto& v : *it) ok = ok && v.is_number_unsigned();
+  bool nested = false;
+  if (it->is_array())
+    for (const auto& v : *it) {
+      ok = ok && v.is_number_unsigned();
+      nested = nested || v.is_structured();
+    }
+  if (nested)
+    format_error(path, "tensor " + in_quotes(name) + ": " + in_quotes(key) + " must be " + expected +
+                           ", not a nested array");
   if (!ok)
     format_error(path, "tensor " + in_quotes(name) + ": " + in_quotes(key) + " must be " + expected + ", not " +
                            excerpt(*it));
@@ -255,13 +313,115 @@ struct TopLevelKeys : nlohmann::json_sax<Json> {
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
 };
 
+// "a FIFO", "a character device"...: what a path that is not a regular file is.
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+// Throws FileError unless `path` is a regular file; `doing` is "reading" or
+// "writing", and a file that does not exist yet passes when `may_be_missing`.
+// Checked before opening: opening a FIFO waits for the other end, and a
+// device may never end.
+void check_regular_file(const std::string& path, const char* doing, bool may_be_missing) {
+  errno = 0;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (may_be_missing && errno == ENOENT) return;
+    throw FileError(path + ": cannot open for " + doing + os_reason());
+  }
+  if (S_ISDIR(st.st_mode)) throw FileError(path + ": cannot open for " + doing + ": it is a directory");
+  if (!S_ISREG(st.st_mode))
+    throw FileError(path + ": cannot open for " + doing + ": it is " + file_kind(st.st_mode) +
+                    ", not a regular file");
+}
+
+// The most memory this machine could give one tensor: its RAM and swap. A
+// larger tensor is refused before it is allocated (with overcommit such an
+// allocation may succeed and fail only when touched).
+std::uint64_t memory_limit() {
+#ifdef __linux__
+  struct sysinfo info {};
+  if (::sysinfo(&info) == 0) {
+    const std::uint64_t units = std::uint64_t{info.totalram} + std::uint64_t{info.totalswap};
+    const std::uint64_t unit = std::max<std::uint64_t>(1, info.mem_unit);
+    if (units <= std::numeric_limits<std::uint64_t>::max() / unit) return units * unit;
+  }
+#endif
+  return std::numeric_limits<std::uint64_t>::max();
+}
+
+// Refuses a header whose arrays and objects nest more than kMaxHeaderDepth
+// deep, naming the entry and field, before the parser sees it: a linear scan
+// that skips over strings. Malformed JSON is left to the parser to report.
+void check_depth(const std::string& path, const std::string& text) {
+  int depth = 0;
+  // The last string at depth 1 (the key of the entry being read) and at
+  // depth 2 (the entry's field being read).
+  std::string key[2];
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      const std::size_t begin = ++i;
+      for (; i < text.size() && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+      if (depth == 1 || depth == 2) key[depth - 1] = text.substr(begin, std::min(i, text.size()) - begin);
+    } else if (c == '[' || c == '{') {
+      if (++depth == 2) key[1].clear();
+      if (depth > kMaxHeaderDepth) {
+        const std::string nests = "nests arrays or objects more than " + std::to_string(kMaxHeaderDepth) + " deep";
+        if (key[0].empty()) format_error(path, "the header " + nests);
+        if (key[0] == "__metadata__") format_error(path, "\"__metadata__\" " + nests + " (it must be an object of strings)");
+        format_error(path, "tensor " + in_quotes(key[0]) + ": " + (key[1].empty() ? "the entry" : in_quotes(key[1])) +
+                               " " + nests + " (a shape must be a flat array of integers)");
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
+// The first line of a parser's message without its "[json.exception...] "
+// prefix, shortened: it may quote a token of any length from the header.
+std::string parse_error_message(const Json::exception& e) {
+  std::string what = e.what();
+  const auto bracket = what.find("] ");
+  if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) what = what.substr(bracket + 2);
+  if (what.size() > 200) what = what.substr(0, 197) + "...";
+  return what;
+}
+
+// A validated header, and the file open to read the tensors' data from.
+struct Header {
+  std::ifstream in;
+  Metadata metadata;
+  std::vector<Entry> entries;  // in the order of their data
+  std::uint64_t data_start = 0;
+};
+
+// Reads one validated F32 or F64 tensor. Its size was checked against the
+// file's; here it is checked against the machine's memory, and a failed
+// allocation is reported with the file and the tensor.
 template <class T>
-BasicTensor<T> read_values(std::ifstream& in, const std::string& path, const Entry& e, std::uint64_t data_start) {
-  xt::xarray<T> value = xt::xarray<T>::from_shape(e.shape);
-  const std::uint64_t nbytes = e.end - e.begin;  // == value.size() * sizeof(T), validated
-  in.seekg(static_cast<std::streamoff>(data_start + e.begin));
-  in.read(reinterpret_cast<char*>(value.data()), static_cast<std::streamsize>(nbytes));
-  if (!in || static_cast<std::uint64_t>(in.gcount()) != nbytes)
+BasicTensor<T> read_values(Header& h, const std::string& path, const Entry& e) {
+  const std::uint64_t nbytes = e.end - e.begin;  // == numel * sizeof(T), validated
+  const std::string what = "tensor " + in_quotes(e.name) + " (" + e.dtype + " " + shape_str(e.shape) + ")";
+  const std::uint64_t memory = memory_limit();
+  if (nbytes > memory)
+    throw FileError(path + ": " + what + " takes " + std::to_string(nbytes) + " bytes, more than this machine's " +
+                    std::to_string(memory) + " bytes of memory");
+  xt::xarray<T> value;
+  try {
+    value = xt::xarray<T>::from_shape(e.shape);
+  } catch (const std::bad_alloc&) {
+    throw FileError(path + ": " + what + ": out of memory allocating " + std::to_string(nbytes) + " bytes");
+  }
+  h.in.seekg(static_cast<std::streamoff>(h.data_start + e.begin));
+  h.in.read(reinterpret_cast<char*>(value.data()), static_cast<std::streamsize>(nbytes));
+  if (!h.in || static_cast<std::uint64_t>(h.in.gcount()) != nbytes)
     throw FileError(path + ": reading tensor " + in_quotes(e.name) + " failed (did the file change while being read?)");
   if (!little_endian_host()) swap_bytes(reinterpret_cast<char*>(value.data()), value.size(), sizeof(T));
   return BasicTensor<T>(std::move(value));
@@ -290,7 +450,10 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
   data.reserve(tensors.size());
   std::set<std::string> names;
   std::uint64_t offset = 0;
-  for (const auto& [name, any] : tensors) {
+  for (const auto& named : tensors) {
+    // Plain references: C++17 does not let a lambda capture a structured binding.
+    const std::string& name = named.first;
+    const AnyTensor& any = named.second;
     if (name == "__metadata__") throw ValueError(op + "\"__metadata__\" is reserved, not a tensor name");
     if (!valid_utf8(name)) throw ValueError(op + "tensor name " + in_quotes(name) + " is not valid UTF-8");
     if (!names.insert(name).second) throw ValueError(op + "duplicate tensor name " + in_quotes(name));
@@ -307,6 +470,7 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
   text += "}";
   text.append((8 - text.size() % 8) % 8, ' ');  // as the reference implementation pads
 
+  check_regular_file(path, "writing", /*may_be_missing=*/true);
   errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw FileError(path + ": cannot open for writing" + os_reason());
@@ -324,11 +488,16 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
   }
 }
 
-TensorFile load_tensors(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw FileError(path + ": cannot open for reading: it is a directory");
+namespace {
+
+// Reads and validates the header and checks it against the file's size; no
+// tensor data is read.
+Header read_header(const std::string& path) {
+  check_regular_file(path, "reading", /*may_be_missing=*/false);
   errno = 0;
-  std::ifstream in(path, std::ios::binary);
+  Header h;
+  std::ifstream& in = h.in;
+  in.open(path, std::ios::binary);
   if (!in) throw FileError(path + ": cannot open for reading" + os_reason());
   in.seekg(0, std::ios::end);
   const std::streamoff end = in.tellg();
@@ -354,14 +523,12 @@ TensorFile load_tensors(const std::string& path) {
   in.read(text.data(), static_cast<std::streamsize>(n));
   if (!in) throw FileError(path + ": reading the header failed");
 
+  check_depth(path, text);
   Json header;
   try {
     header = Json::parse(text);
   } catch (const Json::exception& e) {
-    std::string what = e.what();
-    const auto bracket = what.find("] ");
-    if (what.rfind("[json.exception.", 0) == 0 && bracket != std::string::npos) what = what.substr(bracket + 2);
-    format_error(path, "the header is not valid JSON: " + what);
+    format_error(path, "the header is not valid JSON: " + parse_error_message(e));
   }
   if (!header.is_object()) format_error(path, "the header is " + a_type(header) + ", not a JSON object");
   // A JSON object keeps one of two equal keys; a second, key-only pass finds them.
@@ -369,18 +536,17 @@ TensorFile load_tensors(const std::string& path) {
   Json::sax_parse(text, &keys);
   if (!keys.duplicate.empty()) format_error(path, "the header names " + in_quotes(keys.duplicate) + " twice");
 
-  TensorFile file;
-  file.path = path;
-  std::vector<Entry> entries;
+  std::vector<Entry>& entries = h.entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__")
-      file.metadata = parse_metadata(path, it.value());
+      h.metadata = parse_metadata(path, it.value());
     else
       entries.push_back(parse_entry(path, it.key(), it.value()));
   }
 
   // The data section: the tensors back to back, from 0 to its very end.
   const std::uint64_t data_start = 8 + n;
+  h.data_start = data_start;
   const std::uint64_t data_size = file_size - data_start;
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
@@ -408,15 +574,25 @@ TensorFile load_tensors(const std::string& path) {
     format_error(path, std::to_string(data_size - covered) + " trailing bytes after the tensors' data (" +
                            std::to_string(covered) + " bytes)");
 
-  for (const Entry& e : entries) {
+  return h;
+}
+
+}  // namespace
+
+TensorFile load_tensors(const std::string& path) {
+  Header h = read_header(path);
+  TensorFile file;
+  file.path = path;
+  file.metadata = std::move(h.metadata);
+  for (const Entry& e : h.entries) {
     StoredTensor t;
     t.name = e.name;
     t.dtype = e.dtype;
     t.shape = e.shape;
     if (e.dtype == "F32")
-      t.value = read_values<float>(in, path, e, data_start);
+      t.value = read_values<float>(h, path, e);
     else if (e.dtype == "F64")
-      t.value = read_values<double>(in, path, e, data_start);
+      t.value = read_values<double>(h, path, e);
     file.tensors.push_back(std::move(t));
   }
   return file;
@@ -460,9 +636,11 @@ void save(const BasicModule<T>& module, const std::string& path, const Metadata&
 
 template <class T>
 void load(BasicModule<T>& module, const std::string& path) {
-  const TensorFile file = load_tensors(path);
-  std::map<std::string, const StoredTensor*> in_file;
-  for (const auto& t : file.tensors) in_file.emplace(t.name, &t);
+  // The header alone decides whether the file matches; no data is read
+  // before it does (an unwanted tensor may take gigabytes).
+  Header header = read_header(path);
+  std::map<std::string, const Entry*> in_file;
+  for (const Entry& e : header.entries) in_file.emplace(e.name, &e);
 
   const auto wanted = state(module);
   std::set<std::string> wanted_names;
@@ -474,7 +652,7 @@ void load(BasicModule<T>& module, const std::string& path) {
       problems.push_back("missing in file: " + name);
       continue;
     }
-    const StoredTensor& stored = *it->second;
+    const Entry& stored = *it->second;
     if (stored.shape != tensor.shape())
       problems.push_back("shape of " + name + ": " + shape_str(stored.shape) + " in the file, " +
                          shape_str(tensor.shape()) + " in the module");
@@ -482,8 +660,8 @@ void load(BasicModule<T>& module, const std::string& path) {
       problems.push_back("dtype of " + name + ": " + stored.dtype + " in the file, " + dtype_name<T>() +
                          " in the module");
   }
-  for (const auto& t : file.tensors)
-    if (!wanted_names.count(t.name)) problems.push_back("unexpected in file: " + t.name);
+  for (const Entry& e : header.entries)
+    if (!wanted_names.count(e.name)) problems.push_back("unexpected in file: " + shortened(e.name));
   if (!problems.empty()) {
     std::string message = path + ": does not match the module (" + module.type_name() + "), " +
                           std::to_string(problems.size()) + (problems.size() == 1 ? " difference:" : " differences:");
@@ -491,10 +669,14 @@ void load(BasicModule<T>& module, const std::string& path) {
     throw MismatchError(message);
   }
 
+  // Every value is read before any is copied: a failed read changes nothing.
+  std::vector<BasicTensor<T>> values;
+  values.reserve(wanted.size());
+  for (const auto& named : wanted) values.push_back(read_values<T>(header, path, *in_file.at(named.first)));
   // Into the existing storage: every handle to these tensors sees the values.
-  for (const auto& [name, tensor] : wanted) {
-    const xt::xarray<T>& source = std::get<BasicTensor<T>>(in_file.at(name)->value).value();
-    BasicTensor<T> target = tensor;
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const xt::xarray<T>& source = values[i].value();
+    BasicTensor<T> target = wanted[i].second;
     std::copy(source.data(), source.data() + source.size(), target.data());
   }
 }

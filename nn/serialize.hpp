@@ -28,15 +28,21 @@
 //
 // Errors, all derived from tg::Error through SerializeError, each message
 // starting with the file's path:
-//   FileError      the file cannot be opened, read or written
+//   FileError      the file cannot be opened, read or written (missing, a
+//                  directory, a FIFO or device: only regular files are
+//                  opened), or a tensor to load is larger than this
+//                  machine's memory or cannot be allocated
 //   FormatError    not a valid safetensors file: shorter than 8 bytes, a header
 //                  length past the end of the file, a header that is not a
-//                  JSON object, an entry with a missing or ill-typed field, an
-//                  unknown dtype, a shape whose size overflows, data_offsets
+//                  JSON object, arrays or objects nested more than 16 deep
+//                  (refused before parsing; a shape must be flat), an entry
+//                  with a missing or ill-typed field, an unknown dtype, a
+//                  shape whose size overflows, data_offsets
 //                  that do not match the shape and dtype, overlap, leave a gap
 //                  or run past the data, a truncated data section or trailing
 //                  bytes after it, a duplicate name. Everything is checked
-//                  before any tensor data is read.
+//                  before any tensor data is read. Names and values from the
+//                  header are quoted shortened.
 //   MismatchError  a valid file that does not hold what was asked for: a
 //                  module's names, shapes or dtypes (every difference, listed
 //                  one per line), or TensorFile::get of an absent tensor or of
@@ -154,7 +160,8 @@ void save(const BasicModule<T>& module, const std::string& path, const Metadata&
 // The file must hold exactly the module's parameters and buffers, with the
 // same shapes and dtypes; otherwise MismatchError lists every difference, one
 // per line: missing in file, unexpected in file, shape (file vs module), dtype
-// (file vs module). Values are copied into the module's existing tensors (so
+// (file vs module). This is decided from the header alone; only then are the
+// tensors' bytes read. Values are copied into the module's existing tensors (so
 // handles held elsewhere, an optimizer's, see them); requires_grad and
 // gradients are left as they are. Nothing is changed unless everything
 // matches.

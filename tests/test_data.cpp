@@ -18,6 +18,7 @@
 #include <tapegrad/nn/data.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "special_files.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -85,6 +86,76 @@ Bytes gzip_stored(const Bytes& payload) {
   } while (at < payload.size());
   put_le32(out, crc32(payload));
   put_le32(out, static_cast<std::uint32_t>(payload.size()));
+  return out;
+}
+
+// The CRC-32 of `n` zero bytes, table-driven: fast enough for many megabytes.
+std::uint32_t crc32_of_zeros(std::size_t n) {
+  std::array<std::uint32_t, 256> table{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    table[i] = c;
+  }
+  std::uint32_t crc = 0xffffffffu;
+  for (std::size_t i = 0; i < n; ++i) crc = table[crc & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+// Deflate's bit stream (RFC 1951): numbers least significant bit first,
+// Huffman codes most significant bit first.
+struct BitWriter {
+  Bytes out;
+  unsigned pending = 0;
+  int count = 0;
+  void bit(unsigned b) {
+    pending |= (b & 1u) << count;
+    if (++count == 8) {
+      out.push_back(static_cast<std::uint8_t>(pending));
+      pending = 0;
+      count = 0;
+    }
+  }
+  void number(unsigned value, int bits) {
+    for (int i = 0; i < bits; ++i) bit(value >> i);
+  }
+  void code(unsigned value, int bits) {
+    for (int i = bits - 1; i >= 0; --i) bit(value >> i);
+  }
+  Bytes finish() {
+    if (count > 0) out.push_back(static_cast<std::uint8_t>(pending));
+    return out;
+  }
+};
+
+// A gzip member of `n` zero bytes, n = 1 + 258 k, made without zlib: one
+// fixed-Huffman block holding a literal zero and then k copies of "258 bytes
+// from distance 1", deflate's densest code (13 bits for 258 bytes).
+Bytes gzip_zeros(std::size_t n) {
+  REQUIRE((n - 1) % 258 == 0);
+  BitWriter w;
+  w.number(1, 1);     // the final block
+  w.number(1, 2);     // fixed Huffman codes
+  w.code(0x30, 8);    // literal 0
+  for (std::size_t k = 0; k < (n - 1) / 258; ++k) {
+    w.code(0xc5, 8);  // length code 285: 258 bytes
+    w.code(0, 5);     // distance code 0: distance 1
+  }
+  w.code(0, 7);       // end of block
+  Bytes out{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+  const Bytes deflated = w.finish();
+  out.insert(out.end(), deflated.begin(), deflated.end());
+  put_le32(out, crc32_of_zeros(n));
+  put_le32(out, static_cast<std::uint32_t>(n));
+  return out;
+}
+
+// Two gzip members, as gzip writes for concatenated files: `first` stored,
+// then `zeros` zero bytes deflated.
+Bytes gzip_then_zeros(const Bytes& first, std::size_t zeros) {
+  Bytes out = gzip_stored(first);
+  const Bytes rest = gzip_zeros(zeros);
+  out.insert(out.end(), rest.begin(), rest.end());
   return out;
 }
 
@@ -268,6 +339,93 @@ TEST_CASE("read_idx reports files that cannot be read") {
   CHECK_FILE_ERROR(data::DataError, data::read_idx(dir.path.string()), dir.path.string(), "cannot open: is a directory");
   // DataError is a tg::Error, so callers can catch everything tapegrad throws at once.
   CHECK_THROWS_AS(data::read_idx(missing), tg::Error);
+}
+
+TEST_CASE("read_idx reads a gzip file's header first and never inflates more than it declares") {
+  TempDir dir;
+  constexpr std::size_t k_zeros = 1 + 258 * 3875;  // 999,751 bytes in about 6 KB
+
+  // The test's encoder, checked: a header member followed by a member of zeros.
+  std::string p = dir / "zeros.gz";
+  write_bytes(p, gzip_then_zeros(idx_bytes({k_zeros}, {}), k_zeros));
+  CHECK(data::read_idx(p) == data::IdxArray{{k_zeros}, Bytes(k_zeros, 0)});
+
+  // Declared data beyond what deflate can pack into the file: refused at once.
+  p = dir / "liar.gz";
+  write_bytes(p, gzip_stored(idx_bytes({60000, 28, 28}, Bytes(100, 1))));
+  const std::string size = std::to_string(fs::file_size(p));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p,
+                   "shape (60000, 28, 28) declares 47040000 bytes of data, more than a " + size +
+                       "-byte gzip file can hold");
+
+  // Plausible for the file's size but short: read up to the end, then named.
+  p = dir / "short.gz";
+  write_bytes(p, gzip_then_zeros(idx_bytes({2000, 28, 28}, {}), k_zeros));
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p,
+                   ": truncated: expected 1568000 bytes of data for shape (2000, 28, 28), found 999751");
+
+  // 64 MiB of zeros after a 16-byte array: the reader stops after counting a
+  // bounded amount of the excess, instead of inflating it all into memory.
+  constexpr std::size_t m_zeros = 1 + 258 * 260'000;
+  p = dir / "bomb.gz";
+  write_bytes(p, gzip_then_zeros(idx_bytes({16}, Bytes(16, 7)), m_zeros));
+  REQUIRE(fs::file_size(p) < 1'000'000);
+  const std::uint64_t growth = peak_memory_growth([&] {
+    CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p,
+                     "trailing data: expected 16 bytes of data for shape (16,), found at least 1048592 (1048576 or "
+                     "more too many)");
+  });
+  CHECK(growth < 16u << 20);
+
+  // A bad header in front of the same mass of data: named before any of it is read.
+  p = dir / "bomb-type.gz";
+  write_bytes(p, gzip_then_zeros(idx_bytes({16}, {}, 0x0d), m_zeros));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(p), p, "unsupported type byte 0x0d");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+}
+
+TEST_CASE("read_idx checks a plain file's header and its size before reading the data") {
+  TempDir dir;
+  // Sparse files: they declare terabytes without using the disk.
+  const std::string bad_type = dir / "bad-type";
+  write_bytes(bad_type, idx_bytes({0xffffffffu}, {}, 0x0c));
+  const std::string huge = dir / "huge";
+  const std::uint64_t declared = std::uint64_t{0xffffffffu} * 0x800;  // 8 TiB
+  write_bytes(huge, idx_bytes({0xffffffffu, 0x800}, {}));
+  try {
+    fs::resize_file(bad_type, 12 + (std::uint64_t{1} << 32));
+    fs::resize_file(huge, 12 + declared);
+  } catch (const fs::filesystem_error& e) {
+    MESSAGE("no sparse files here, skipped: ", e.what());
+    return;
+  }
+  const std::uint64_t growth = peak_memory_growth([&] {
+    CHECK_FILE_ERROR(data::DataError, data::read_idx(bad_type), bad_type, "unsupported type byte 0x0c");
+    // The sizes agree with the file's, but no machine here holds 8 TiB.
+    CHECK_FILE_ERROR(data::DataError, data::read_idx(huge), huge,
+                     "shape (4294967295, 2048) declares " + std::to_string(declared) +
+                         " bytes of data, more than this machine's ");
+  });
+  CHECK(growth < 16u << 20);
+}
+
+TEST_CASE("read_idx and load_mnist refuse FIFOs and devices instead of waiting on them") {
+  TempDir dir;
+  const std::string fifo_path = dir / "fifo";
+  Fifo fifo(fifo_path);
+  REQUIRE(fifo.created());
+  CHECK_FILE_ERROR(data::DataError, data::read_idx(fifo_path), fifo_path, "cannot open: a FIFO, not a regular file");
+  if (fs::exists("/dev/null"))
+    CHECK_FILE_ERROR(data::DataError, data::read_idx("/dev/null"), "/dev/null",
+                     "cannot open: a character device, not a regular file");
+
+  // A dataset whose image file is a FIFO.
+  data::write_idx(dir / "train-labels-idx1-ubyte", {{1}, Bytes{3}});
+  Fifo images(dir / "train-images-idx3-ubyte");
+  REQUIRE(images.created());
+  CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir.path.string(), true), dir / "train-images-idx3-ubyte",
+                   "a FIFO, not a regular file");
 }
 
 // ---- load_mnist --------------------------------------------------------------

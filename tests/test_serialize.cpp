@@ -20,6 +20,7 @@
 #include <tapegrad/nn/serialize.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "special_files.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -665,6 +666,144 @@ TEST_CASE("corrupt files: offsets and the data section") {
   CHECK(ok.tensors[1].name == "f");
   CHECK(ok.get<float>("a").item() == 7.0f);
   CHECK(ok.get<double>("f").shape() == Shape{0, 2});
+}
+
+TEST_CASE("deeply nested or huge header values give a short message, never a crash") {
+  TempDir dir;
+  const std::string path = dir / "corrupt.safetensors";
+  // 75,000 nested arrays as a shape: refused before parsing, naming the tensor.
+  const std::size_t deep = 75'000;
+  const std::string nested = std::string(deep, '[') + std::string(deep, ']');
+  write_bytes(path, st_file(R"({"w":{"dtype":"F32","shape":)" + nested + R"(,"data_offsets":[0,0]}})"));
+  const std::string part = path + ": tensor \"w\": \"shape\" nests arrays or objects more than 16 deep";
+  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(part.c_str()), nn::FormatError);
+  tg::Generator gen(1);
+  Tiny<float> net(gen);
+  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(part.c_str()), nn::FormatError);
+  check_corrupt(dir, st_file(R"({"__metadata__":)" + nested + "}"),
+                "\"__metadata__\" nests arrays or objects more than 16 deep (it must be an object of strings)");
+  check_corrupt(dir, st_file(R"({"w":)" + nested + "}"), "tensor \"w\": the entry nests arrays or objects more than 16 deep");
+  check_corrupt(dir, st_file(nested), "the header nests arrays or objects more than 16 deep");
+
+  // Shallow nesting reaches the parser and is named as not flat.
+  const std::string four(4, '\0');
+  check_corrupt(dir, st_file(R"({"a":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})", four),
+                "tensor \"a\": \"shape\" must be an array of non-negative integers, not a nested array");
+  check_corrupt(dir, st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[[0],4]}})", four),
+                "tensor \"a\": \"data_offsets\" must be [begin, end], two non-negative integers, not a nested array");
+
+  // Brackets inside strings are not nesting: a name of 100 '[' loads.
+  const std::string brackets(100, '[');
+  write_bytes(path, st_file("{" + entry(brackets, "F32", "[1]", 0, 4) + "}", le_bytes(xt::xarray<float>{2.5f})));
+  CHECK(nn::load_tensors(path).get<float>(brackets).item() == 2.5f);
+
+  // Long names and values from the header are shortened in messages.
+  auto message_of = [&](const std::string& bytes) {
+    write_bytes(path, bytes);
+    try {
+      nn::load_tensors(path);
+    } catch (const nn::FormatError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string long_name(1'000'000, 'n');
+  std::string m = message_of(st_file("{" + entry(long_name, "F33", "[1]", 0, 4) + "}", four));
+  CHECK(m.find(": tensor \"" + std::string(77, 'n') + "... (1000000 bytes)\": unknown dtype \"F33\"") !=
+        std::string::npos);
+  CHECK(m.size() < path.size() + 200);
+  m = message_of(st_file(R"({"a":{"dtype":"F32","shape":")" + long_name + R"(","data_offsets":[0,4]}})", four));
+  CHECK(m.find("tensor \"a\": \"shape\" must be an array of non-negative integers, not \"nnn") != std::string::npos);
+  CHECK(m.size() < path.size() + 200);
+  m = message_of(st_file(R"({"a":")" + long_name));  // a string never closed
+  CHECK(m.find("the header is not valid JSON: ") != std::string::npos);
+  CHECK(m.size() < path.size() + 300);
+}
+
+TEST_CASE("a tensor larger than the machine's memory is a named error, not std::bad_alloc") {
+  TempDir dir;
+  // A sparse file whose sizes all agree: 2^40 F32 elements, 4 TiB of data.
+  const std::uint64_t numel = std::uint64_t{1} << 40;
+  const std::string header = "{" + entry("big", "F32", "[" + std::to_string(numel) + "]", 0, 4 * numel) + "}";
+  const std::string path = dir / "sparse.safetensors";
+  write_bytes(path, st_file(header));
+  try {
+    fs::resize_file(path, 8 + header.size() + 4 * numel);
+  } catch (const fs::filesystem_error& e) {
+    MESSAGE("no sparse files here, skipped: ", e.what());
+    return;
+  }
+  CHECK_THROWS_WITH_AS(nn::load_tensors(path),
+                       doctest::Contains((path + ": tensor \"big\" (F32 (1099511627776,)) takes 4398046511104 bytes, "
+                                                 "more than this machine's ")
+                                             .c_str()),
+                       nn::FileError);
+}
+
+TEST_CASE("load compares the header with the module before reading any data") {
+  TempDir dir;
+  tg::Generator gen(3);
+  Tiny<float> net(gen);
+  const auto before = state_of(net);
+  std::vector<xt::xarray<float>> values;
+  std::string data;
+  for (const auto& named : before) {
+    values.push_back(named.second.value());
+    data += le_bytes(xt::xarray<float>(named.second.value() + 1.0f));
+  }
+  // The module's tensors, then an unwanted 4 GiB one (a sparse file).
+  const std::uint64_t extra = std::uint64_t{1} << 30;
+  std::string header = "{" + entry("weight", "F32", "[2,3]", 0, 24) + "," + entry("bias", "F32", "[3]", 24, 36) + "," +
+                       entry("inner.scale", "F32", "[1]", 36, 40) + "," + entry("running", "F32", "[3]", 40, 52) +
+                       "," + entry("inner.count", "F32", "[]", 52, 56) + "," +
+                       entry("extra", "F32", "[" + std::to_string(extra) + "]", 56, 56 + 4 * extra) + "}";
+  REQUIRE(data.size() == 56);
+  const std::string path = dir / "extra.safetensors";
+  write_bytes(path, st_file(header, data));
+  try {
+    fs::resize_file(path, 8 + header.size() + 56 + 4 * extra);
+  } catch (const fs::filesystem_error& e) {
+    MESSAGE("no sparse files here, skipped: ", e.what());
+    return;
+  }
+  const std::uint64_t growth = peak_memory_growth([&] {
+    CHECK_THROWS_WITH_AS(nn::load(net, path),
+                         doctest::Contains((path + ": does not match the module (Tiny), 1 difference:\n  unexpected "
+                                                   "in file: extra")
+                                               .c_str()),
+                         nn::MismatchError);
+  });
+  CHECK(growth < 16u << 20);
+  const auto after = state_of(net);
+  for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second.value(), values[i]));
+
+  // The same file without the extra tensor loads, each value from its own range.
+  header = "{" + entry("inner.count", "F32", "[]", 52, 56) + "," + entry("running", "F32", "[3]", 40, 52) + "," +
+           entry("weight", "F32", "[2,3]", 0, 24) + "," + entry("inner.scale", "F32", "[1]", 36, 40) + "," +
+           entry("bias", "F32", "[3]", 24, 36) + "}";
+  write_bytes(path, st_file(header, data));
+  nn::load(net, path);
+  for (std::size_t i = 0; i < after.size(); ++i)
+    CHECK(same_bits(after[i].second.value(), xt::xarray<float>(values[i] + 1.0f)));
+}
+
+TEST_CASE("FIFOs and devices are refused, not waited on") {
+  TempDir dir;
+  const std::string path = dir / "model.safetensors";
+  Fifo fifo(path);
+  REQUIRE(fifo.created());
+  const std::string reading = path + ": cannot open for reading: it is a FIFO, not a regular file";
+  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(reading.c_str()), nn::FileError);
+  tg::Generator gen(1);
+  Tiny<float> net(gen);
+  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(reading.c_str()), nn::FileError);
+  CHECK_THROWS_WITH_AS(nn::save(net, path),
+                       doctest::Contains((path + ": cannot open for writing: it is a FIFO, not a regular file").c_str()),
+                       nn::FileError);
+  if (fs::exists("/dev/null"))
+    CHECK_THROWS_WITH_AS(nn::load_tensors("/dev/null"),
+                         doctest::Contains("/dev/null: cannot open for reading: it is a character device"),
+                         nn::FileError);
 }
 
 TEST_CASE("the error classes") {
