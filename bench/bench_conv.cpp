@@ -46,15 +46,15 @@ void label(benchmark::State& state, const Layer& layer) {
 void BM_Conv2d_ForwardBackward(benchmark::State& state) {
   const Layer& layer = kLayers[state.range(0)];
   tg::Generator gen(1);
-  tg::Tensor x = tg::randn<float>({kBatch, layer.c_in, layer.size, layer.size}, gen);
+  tg::Tensor x = tg::randn({kBatch, layer.c_in, layer.size, layer.size}, gen);
   if (layer.input_grad) x.requires_grad_();
-  tg::Tensor w = tg::randn<float>({layer.c_out, layer.c_in, layer.kernel, layer.kernel}, gen).requires_grad_();
-  tg::Tensor b = tg::zeros<float>({layer.c_out}, true);
-  const tg::Tensor upstream = tg::randn<float>({kBatch, layer.c_out, layer.out(), layer.out()}, gen);
+  tg::Tensor w = tg::randn({layer.c_out, layer.c_in, layer.kernel, layer.kernel}, gen).requires_grad_();
+  tg::Tensor b = tg::zeros({layer.c_out}, tg::requires_grad());
+  const tg::Tensor upstream = tg::randn({kBatch, layer.c_out, layer.out(), layer.out()}, gen);
   for (auto _ : state) {
     tg::Tensor y = tg::conv2d(x, w, b, 1, layer.padding);
     y.backward(upstream);
-    benchmark::DoNotOptimize(w.grad().data());
+    benchmark::DoNotOptimize(w.grad().data<float>());
   }
   label(state, layer);
 }
@@ -83,17 +83,17 @@ void BM_Conv2d_Bare_Sgemm(benchmark::State& state) {
 void BM_Im2col(benchmark::State& state) {
   const Layer& layer = kLayers[state.range(0)];
   tg::Generator gen(2);
-  const tg::Tensor x = tg::randn<float>({kBatch, layer.c_in, layer.size, layer.size}, gen);
-  for (auto _ : state) benchmark::DoNotOptimize(tg::im2col(x, layer.kernel, 1, layer.padding).data());
+  const tg::Tensor x = tg::randn({kBatch, layer.c_in, layer.size, layer.size}, gen);
+  for (auto _ : state) benchmark::DoNotOptimize(tg::im2col(x, layer.kernel, 1, layer.padding).data<float>());
   state.SetBytesProcessed(std::int64_t(state.iterations() * kBatch * layer.k() * layer.l() * sizeof(float)));
 }
 
 void BM_Col2im(benchmark::State& state) {
   const Layer& layer = kLayers[state.range(0)];
   tg::Generator gen(3);
-  const tg::Tensor cols = tg::randn<float>({kBatch, layer.k(), layer.l()}, gen);
+  const tg::Tensor cols = tg::randn({kBatch, layer.k(), layer.l()}, gen);
   for (auto _ : state)
-    benchmark::DoNotOptimize(tg::col2im(cols, layer.size, layer.kernel, 1, layer.padding).data());
+    benchmark::DoNotOptimize(tg::col2im(cols, layer.size, layer.kernel, 1, layer.padding).data<float>());
   state.SetBytesProcessed(std::int64_t(state.iterations() * kBatch * layer.k() * layer.l() * sizeof(float)));
 }
 

@@ -54,9 +54,9 @@ struct ChainInputs {
   explicit ChainInputs(bool requires_grad) {
     tg::Generator gen(1);
     // Values in [-1, 1): about half of a*b + c is negative, so relu masks.
-    a = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
-    b = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
-    c = tg::rand<float>({kChainSize}, gen, -1.0f, 1.0f).requires_grad_(requires_grad);
+    a = tg::rand({kChainSize}, gen, -1.0, 1.0).requires_grad_(requires_grad);
+    b = tg::rand({kChainSize}, gen, -1.0, 1.0).requires_grad_(requires_grad);
+    c = tg::rand({kChainSize}, gen, -1.0, 1.0).requires_grad_(requires_grad);
   }
 };
 
@@ -74,7 +74,7 @@ void BM_Chain_Forward_NoGrad(benchmark::State& state) {
   FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
-    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(y.data<float>());
   }
   set_items(state);
 }
@@ -85,7 +85,7 @@ void BM_Chain_Forward_Recorded(benchmark::State& state) {
   FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
-    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(y.data<float>());
     tg::tape().clear();
   }
   set_items(state);
@@ -98,7 +98,7 @@ void BM_Chain_ForwardBackward(benchmark::State& state) {
   for (auto _ : state) {
     tg::Tensor y = chain(in.a, in.b, in.c);
     tg::sum(y).backward();
-    benchmark::DoNotOptimize(in.a.grad().data());
+    benchmark::DoNotOptimize(in.a.grad().data<float>());
     in.a.zero_grad();
     in.b.zero_grad();
     in.c.zero_grad();
@@ -110,9 +110,9 @@ struct BareChain {
   std::vector<float> a, b, c;
   explicit BareChain() {
     ChainInputs in(false);
-    a.assign(in.a.data(), in.a.data() + kChainSize);
-    b.assign(in.b.data(), in.b.data() + kChainSize);
-    c.assign(in.c.data(), in.c.data() + kChainSize);
+    a.assign(in.a.data<float>(), in.a.data<float>() + kChainSize);
+    b.assign(in.b.data<float>(), in.b.data<float>() + kChainSize);
+    c.assign(in.c.data<float>(), in.c.data<float>() + kChainSize);
   }
 };
 
@@ -236,8 +236,8 @@ struct MatmulInputs {
   tg::Tensor a, b;
   explicit MatmulInputs(bool requires_grad) {
     tg::Generator gen(2);
-    a = tg::randn<float>({kM, kK}, gen).requires_grad_(requires_grad);
-    b = tg::randn<float>({kK, kN}, gen).requires_grad_(requires_grad);
+    a = tg::randn({kM, kK}, gen).requires_grad_(requires_grad);
+    b = tg::randn({kK, kN}, gen).requires_grad_(requires_grad);
   }
 };
 
@@ -246,7 +246,7 @@ void BM_Matmul_Forward(benchmark::State& state) {
   FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor c = tg::matmul(in.a, in.b);
-    benchmark::DoNotOptimize(c.data());
+    benchmark::DoNotOptimize(c.data<float>());
   }
   set_gflops(state, 1);
 }
@@ -257,8 +257,8 @@ void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
   std::vector<float> c(kM * kN);
   FaultCounter faults(state);
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, in.a.data(),
-                int(kK), in.b.data(), int(kN), 0.0f, c.data(), int(kN));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, in.a.data<float>(),
+                int(kK), in.b.data<float>(), int(kN), 0.0f, c.data(), int(kN));
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -269,13 +269,13 @@ void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
 // ones (no reduction in the way): three gemms, as below.
 void BM_Matmul_ForwardBackward(benchmark::State& state) {
   MatmulInputs in(true);
-  const tg::Tensor seed = tg::ones<float>({kM, kN});
+  const tg::Tensor seed = tg::ones({kM, kN});
   FaultCounter faults(state);
   for (auto _ : state) {
     tg::Tensor c = tg::matmul(in.a, in.b);
     c.backward(seed);
-    benchmark::DoNotOptimize(in.a.grad().data());
-    benchmark::DoNotOptimize(in.b.grad().data());
+    benchmark::DoNotOptimize(in.a.grad().data<float>());
+    benchmark::DoNotOptimize(in.b.grad().data<float>());
     in.a.zero_grad();
     in.b.zero_grad();
   }
@@ -285,8 +285,8 @@ void BM_Matmul_ForwardBackward(benchmark::State& state) {
 // C = A.B, dA = dC.B^T, dB = A^T.dC into preallocated buffers.
 void BM_Matmul_Bare_3Sgemm(benchmark::State& state) {
   MatmulInputs in(false);
-  const float* a = in.a.data();
-  const float* b = in.b.data();
+  const float* a = in.a.data<float>();
+  const float* b = in.b.data<float>();
   std::vector<float> c(kM * kN), dc(kM * kN, 1.0f), da(kM * kK), db(kK * kN);
   FaultCounter faults(state);
   for (auto _ : state) {

@@ -1,152 +1,228 @@
 #include "autograd.hpp"
 
-#include "storage.hpp"
-
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 namespace tg {
 
-// ---- Node ------------------------------------------------------------------
-
-template <class T>
-const char* Node<T>::dtype() const {
-  return sizeof(T) == 4 ? "f32" : "f64";
-}
-
-template <class T>
-Shape Node<T>::input_shape(std::size_t i) const {
-  const auto& s = inputs[i]->value.shape();
-  return Shape(s.begin(), s.end());
-}
-
-template <class T>
-std::string Node<T>::input_label(std::size_t i) const {
-  const auto& in = *inputs[i];
-  if (!in.name.empty()) return in.name;
-  if (in.creator) return "#" + std::to_string(in.creator);
-  return in.requires_grad ? "leaf" : "const";
-}
-
-template <class T>
-std::size_t Node<T>::saved_bytes() const {
-  std::size_t elements = 0;
-  for (const auto& t : saved)
-    if (t.defined()) elements += t.numel();
-  if (saves_output) {
-    std::size_t n = 1;
-    for (auto d : out_shape) n *= d;
-    elements += n;
-  }
-  return elements * sizeof(T);
-}
-
-// ---- recording -------------------------------------------------------------
-
-template <class T>
-BasicTensor<T> Recorder<T>::backward(BackwardRule<T> rule) {
-  for (const auto& in : inputs_)
-    if (!in.defined()) throw AutogradError(std::string(op_) + ": an input is an undefined tensor");
-  BasicTensor<T> out(std::move(value_));
-  const bool recorded = grad_enabled() && std::any_of(inputs_.begin(), inputs_.end(),
-                                                      [](const auto& t) { return t.requires_grad(); });
-  if (!recorded) return out;
-
-  auto node = std::make_unique<Node<T>>();
-  node->op = op_;
-  node->inputs.reserve(inputs_.size());
-  for (const auto& in : inputs_) {
-    node->inputs.push_back(in.impl());
-    node->needs_grad.push_back(in.requires_grad());
-  }
-  node->output = out.impl();
-  node->out_shape = out.shape();
-  node->saved = std::move(saved_);
-  node->saves_output = saves_output_;
-  node->rule = std::move(rule);
-  out.impl()->requires_grad = true;
-  out.impl()->creator = tape().append(std::move(node));
-  return out;
-}
-
-// ---- backward --------------------------------------------------------------
+// ---- anomaly mode ---------------------------------------------------------------
 
 namespace {
 
-template <class T>
-using ImplPtr = std::shared_ptr<TensorImpl<T>>;
+thread_local bool anomaly_mode = false;
 
-template <class T>
-void check_same_shape(const char* what, const xt::xarray<T>& got, const xt::xarray<T>& want) {
-  if (!std::equal(got.shape().begin(), got.shape().end(), want.shape().begin(), want.shape().end()))
-    throw ShapeError(std::string(what) + ": gradient of shape " + shape_str(got.shape()) +
-                     " for a tensor of shape " + shape_str(want.shape()));
+// The row-major index and value of t's first NaN or infinity; index numel()
+// if there is none.
+std::pair<std::size_t, double> first_non_finite(const Tensor& t) {
+  std::size_t k = 0, found = t.numel();
+  double value = 0.0;
+  visit_floating("anomaly", t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* p = static_cast<const T*>(t.impl()->storage->data()) + t.impl()->offset;
+    const Strides none(t.dim(), 0);
+    for_each_offset(t.shape(), t.strides(), none, none, [&](std::ptrdiff_t o, std::ptrdiff_t, std::ptrdiff_t) {
+      if (found == t.numel() && !std::isfinite(p[o])) {
+        found = k;
+        value = double(p[o]);
+      }
+      ++k;
+    });
+  });
+  return {found, value};
 }
 
-// sum = a + b as a fresh tensor. Under create_graph the sum is recorded (its
-// rule passes the gradient to both terms) so the backward graph stays whole.
-template <class T>
-BasicTensor<T> add_gradients(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  xt::xarray<T> sum = empty_array<T>(a.value().shape());
-  const T* pa = a.data();
-  const T* pb = b.data();
-  T* ps = sum.data();
-  for (std::size_t i = 0, n = sum.size(); i < n; ++i) ps[i] = pa[i] + pb[i];
-  return record("accumulate_grad", {a, b}, std::move(sum))
-      .backward([](const GradContext<T>& c) { return Grads<T>{c.grad, c.grad}; });
+std::string shapes_of(const std::vector<Shape>& shapes) {
+  std::string s;
+  for (const auto& shape : shapes) s += (s.empty() ? "" : " ") + shape_str(shape);
+  return s;
 }
 
-// Adds g into *slot. A slot we alone own is updated in place; a shared one
-// (a seed, a gradient handed to two inputs) is replaced by a new sum.
-template <class T>
-void accumulate(ImplPtr<T>& slot, const BasicTensor<T>& g, bool create_graph) {
+// Throws an AnomalyError when t holds a NaN or an infinity.
+void check_finite(const Tensor& t, const std::string& where) {
+  if (!is_floating(t.dtype())) return;
+  const auto [index, value] = first_non_finite(t);
+  if (index == t.numel()) return;
+  std::ostringstream msg;
+  msg << "anomaly: " << where << " holds " << (std::isnan(value) ? "nan" : value < 0 ? "-inf" : "inf") << " at element " << index << " of its shape "
+      << shape_str(t.shape());
+  throw AnomalyError(msg.str());
+}
+
+}  // namespace
+
+bool anomaly_enabled() { return anomaly_mode; }
+AnomalyGuard::AnomalyGuard(bool enabled) : previous_(anomaly_mode) { anomaly_mode = enabled; }
+AnomalyGuard::~AnomalyGuard() { anomaly_mode = previous_; }
+
+// ---- recording -----------------------------------------------------------------
+
+bool should_record(std::initializer_list<Tensor> inputs) {
+  if (!grad_enabled()) return false;
+  return std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
+}
+
+Tensor Recorder::backward(BackwardRule rule) {
+  for (const auto& in : inputs_)
+    if (!in.defined()) throw AutogradError(std::string(op_) + ": an input is an undefined tensor");
+  Tensor out = std::move(value_);
+  if (anomaly_mode) {
+    std::vector<Shape> shapes;
+    for (const auto& in : inputs_) shapes.push_back(in.shape());
+    check_finite(out, std::string("the result of ") + op_ + " (forward; inputs " + shapes_of(shapes) + ")");
+  }
+  // Integer and bool results (argmax, comparisons) carry no gradient.
+  const bool recorded = grad_enabled() && is_floating(out.dtype()) &&
+                        std::any_of(inputs_.begin(), inputs_.end(), [](const Tensor& t) { return t.requires_grad(); });
+  if (!recorded) return out;
+  if (out.requires_grad() || !out.is_leaf() || out.impl().use_count() > 1) {
+    // The result is an input (an op that returned its argument): record on a fresh handle.
+    out = make_view(out, out.shape(), out.strides(), out.impl()->offset);
+  }
+
+  auto entry = std::make_unique<TapeEntry>();
+  entry->op = op_;
+  entry->inputs.reserve(inputs_.size());
+  for (const auto& in : inputs_) {
+    const TensorImpl& impl = *in.impl();
+    TapeInput input;
+    input.needs_grad = impl.requires_grad;
+    if (input.needs_grad) input.impl = in.impl();
+    input.identity = &impl;
+    input.shape = impl.shape;
+    input.dtype = impl.dtype;
+    input.creator = impl.creator;
+    input.name = impl.name;
+    entry->needs_grad.push_back(input.needs_grad);
+    entry->inputs.push_back(std::move(input));
+  }
+  entry->output = out.impl();
+  entry->out_shape = out.shape();
+  entry->out_dtype = out.dtype();
+  entry->saved = std::move(saved_);
+  for (const auto& t : entry->saved) entry->saved_buffers.push_back(t.defined() ? t.impl()->storage : nullptr);
+  if (saves_output_) entry->saved_buffers.push_back(out.impl()->storage);
+  for (const auto& b : entry->saved_buffers) entry->saved_versions.push_back(b ? b->version() : 0);
+  entry->rule = std::move(rule);
+  out.impl()->requires_grad = true;
+  out.impl()->creator = tape().append(std::move(entry));
+  return out;
+}
+
+// ---- backward --------------------------------------------------------------------
+
+namespace {
+
+using ImplPtr = std::shared_ptr<TensorImpl>;
+
+void check_matches(const std::string& what, const Tensor& got, const Shape& shape, Dtype dtype) {
+  if (got.shape() != shape)
+    throw ShapeError(what + ": gradient of shape " + shape_str(got.shape()) + " for a tensor of shape " +
+                     shape_str(shape));
+  if (got.dtype() != dtype)
+    throw DtypeError(what + ": gradient of dtype " + dtype_name(got.dtype()) + " for a tensor of dtype " +
+                     dtype_name(dtype));
+}
+
+// a + b as a fresh contiguous tensor. Under create_graph the sum is recorded
+// (its rule passes the gradient to both terms) so the backward graph stays whole.
+Tensor add_gradients(const Tensor& a, const Tensor& b) {
+  const Tensor ca = a.contiguous(), cb = b.contiguous();
+  Tensor sum = empty(a.shape(), a.dtype());
+  visit_floating("accumulate_grad", a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* pa = ca.data<T>();
+    const T* pb = cb.data<T>();
+    T* ps = static_cast<T*>(sum.impl()->storage->data());
+    for (std::size_t i = 0, n = sum.numel(); i < n; ++i) ps[i] = pa[i] + pb[i];
+  });
+  return record("accumulate_grad", {a, b}, std::move(sum)).backward([](const GradContext& c) {
+    return Grads{c.grad, c.grad};
+  });
+}
+
+// Whether slot's buffer is ours alone to add into: no other handle, no other
+// view of its storage, and outside any graph.
+bool exclusively_owned(const ImplPtr& slot) {
+  return slot.use_count() == 1 && slot->storage.use_count() == 1 && !slot->requires_grad &&
+         Tensor(slot).is_contiguous();
+}
+
+// Adds g into *slot: in place when the slot's buffer is ours alone, else by
+// replacing it with a new sum.
+void accumulate(ImplPtr& slot, const Tensor& g, bool create_graph) {
   if (!slot) {
     slot = g.impl();
     return;
   }
-  check_same_shape("backward", g.value(), slot->value);
-  if (create_graph || slot.use_count() > 1 || slot->requires_grad) {
-    slot = add_gradients(BasicTensor<T>(slot), g).impl();
+  check_matches("backward", g, slot->shape, slot->dtype);
+  if (create_graph || !exclusively_owned(slot)) {
+    slot = add_gradients(Tensor(slot), g).impl();
     return;
   }
-  T* dst = slot->value.data();
-  const T* src = g.data();
-  for (std::size_t i = 0, n = slot->value.size(); i < n; ++i) dst[i] += src[i];
+  const Tensor src = g.contiguous();
+  visit_floating("accumulate_grad", slot->dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* dst = static_cast<T*>(slot->storage->data()) + slot->offset;
+    const T* s = src.data<T>();
+    for (std::size_t i = 0, n = src.numel(); i < n; ++i) dst[i] += s[i];
+  });
 }
 
-template <class T>
-BasicTensor<T> apply_hooks(const TensorImpl<T>& impl, BasicTensor<T> g) {
-  for (const auto& hook : impl.hooks) {
-    BasicTensor<T> replaced = hook(g);
+Tensor apply_hooks(const TensorImpl& impl, Tensor g) {
+  for (const auto& [id, hook] : impl.hooks) {
+    Tensor replaced = hook(g);
     if (replaced.defined()) {
-      check_same_shape("register_hook", replaced.value(), impl.value);
+      check_matches("register_hook", replaced, impl.shape, impl.dtype);
       g = replaced;
     }
   }
   return g;
 }
 
-template <class T>
-double l2_norm(const xt::xarray<T>& v) {
-  double s = 0.0;
-  for (auto e : v) s += double(e) * double(e);
-  return std::sqrt(s);
+double l2_norm(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  return visit_floating("grad_norm", c.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    double s = 0.0;
+    const T* p = c.data<T>();
+    for (std::size_t i = 0, n = c.numel(); i < n; ++i) s += double(p[i]) * double(p[i]);
+    return std::sqrt(s);
+  });
 }
 
-// A leaf's .grad keeps its own buffer (later backwards add into it in place),
-// and outside create_graph it carries no graph.
-template <class T>
-void accumulate_leaf_grad(TensorImpl<T>& leaf, BasicTensor<T> g, bool create_graph) {
-  if (!create_graph && (g.impl().use_count() > 1 || g.requires_grad())) g = BasicTensor<T>(g.value());
-  accumulate(leaf.grad, g, create_graph);
+// A .grad keeps its own contiguous buffer (later backwards add into it in
+// place), and outside create_graph it carries no graph.
+void accumulate_into_grad(TensorImpl& impl, Tensor g, bool create_graph) {
+  if (!create_graph && (g.requires_grad() || !exclusively_owned(g.impl()))) g = g.detach().clone();
+  accumulate(impl.grad, g, create_graph);
+}
+
+// Throws when a buffer the entry's rule reads was written in place after the
+// op ran, or a saved tensor was given other storage (set_data).
+void check_versions(const TapeEntry& e) {
+  for (std::size_t k = 0; k < e.saved_buffers.size(); ++k) {
+    const Storage* buffer = e.saved_buffers[k].get();
+    if (!buffer) continue;
+    const bool is_output = k == e.saved.size();
+    const std::string what = is_output ? std::string("its result")
+                                       : "a tensor it saved, of shape " + shape_str(e.saved[k].shape()) + ",";
+    const std::string where = e.op + " backward (entry #" + std::to_string(e.id) + "): ";
+    if (!is_output && e.saved[k].impl()->storage.get() != buffer)
+      throw AutogradError(where + what + " was given new storage (set_data) after the op ran; the gradient would be"
+                          " wrong. Replace values before recording, or record again.");
+    if (buffer->version() != e.saved_versions[k])
+      throw AutogradError(where + what + " was modified in place after the op ran (version " +
+                          std::to_string(e.saved_versions[k]) + ", now " + std::to_string(buffer->version()) +
+                          "); the gradient would be wrong. Modify a clone() instead.");
+  }
 }
 
 }  // namespace
 
-template <class T>
-void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<BasicTensor<T>>& seeds,
-                  bool retain_graph, bool create_graph, bool accumulate_into_leaves,
-                  const std::vector<BasicTensor<T>>& wanted, std::vector<BasicTensor<T>>* wanted_grads) {
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds, bool retain_graph,
+                  bool create_graph, bool accumulate_into_leaves, const std::vector<Tensor>& wanted,
+                  std::vector<Tensor>* wanted_grads) {
   // A graph built by create_graph reads the forward graph's tensors: keep it.
   retain_graph = retain_graph || create_graph;
   Tape& tp = tape();
@@ -156,44 +232,42 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
   tp.prune();
 
   // Seed every root, after checking all of them.
-  std::vector<BasicTensor<T>> root_grads;
+  std::vector<Tensor> root_grads;
   for (std::size_t k = 0; k < roots.size(); ++k) {
-    const BasicTensor<T>& root = roots[k];
+    const Tensor& root = roots[k];
     if (!root.defined()) throw AutogradError("backward: called on an undefined tensor");
     if (!root.requires_grad())
-      throw AutogradError("backward: tensor of shape " + shape_str(root.value().shape()) +
+      throw AutogradError("backward: tensor of shape " + shape_str(root.shape()) +
                           " does not require grad (no input of it requires grad, or it was"
                           " computed under NoGradGuard)");
     if (!root.is_leaf() && !tp.find(root.impl()->creator))
-      throw AutogradError("backward: the graph that produced this tensor of shape " +
-                          shape_str(root.value().shape()) +
+      throw AutogradError("backward: the graph that produced this tensor of shape " + shape_str(root.shape()) +
                           " is not on this thread's tape: an earlier backward freed it (pass"
                           " retain_graph=true to that backward to go through the graph again),"
                           " or it was recorded on another thread");
-    const BasicTensor<T> seed = k < seeds.size() ? seeds[k] : BasicTensor<T>();
+    const Tensor seed = k < seeds.size() ? seeds[k] : Tensor();
     if (seed.defined()) {
-      check_same_shape("backward: seed", seed.value(), root.value());
+      check_matches("backward: seed", seed, root.shape(), root.dtype());
       root_grads.push_back(seed);
     } else if (root.numel() == 1) {
-      root_grads.push_back(BasicTensor<T>(xt::xarray<T>(xt::ones<T>(root.value().shape()))));
+      root_grads.push_back(ones(root.shape(), root.dtype()));
     } else {
-      throw AutogradError("backward: output of shape " + shape_str(root.value().shape()) +
+      throw AutogradError("backward: output of shape " + shape_str(root.shape()) +
                           " is not a scalar; pass a seed (the gradient of the output) of that shape");
     }
   }
   for (const auto& w : wanted)
     if (!w.requires_grad())
-      throw AutogradError("grad: an input of shape " + shape_str(w.value().shape()) +
-                          " does not require grad");
+      throw AutogradError("grad: an input of shape " + shape_str(w.shape()) + " does not require grad");
 
-  std::vector<ImplPtr<T>> touched;  // every tensor that received a gradient
-  std::vector<BasicTensor<T>> found(wanted.size());
-  auto send = [&](const ImplPtr<T>& impl, const BasicTensor<T>& g) {
+  std::vector<ImplPtr> touched;  // every tensor that received a gradient
+  std::vector<Tensor> found(wanted.size());
+  auto send = [&](const ImplPtr& impl, const Tensor& g) {
     if (!impl->pending) touched.push_back(impl);
     accumulate(impl->pending, g, create_graph);
   };
-  auto take_pending = [&](TensorImpl<T>& impl) {
-    BasicTensor<T> g = apply_hooks(impl, BasicTensor<T>(std::move(impl.pending)));
+  auto take_pending = [&](TensorImpl& impl) {
+    Tensor g = apply_hooks(impl, Tensor(std::move(impl.pending)));
     impl.pending.reset();
     for (std::size_t w = 0; w < wanted.size(); ++w)
       if (wanted[w].impl().get() == &impl) found[w] = g;
@@ -201,7 +275,7 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
   };
   // On any exit, no tensor may keep a half-summed gradient.
   struct Cleanup {
-    std::vector<ImplPtr<T>>& touched;
+    std::vector<ImplPtr>& touched;
     ~Cleanup() {
       for (auto& t : touched) t->pending.reset();
     }
@@ -214,70 +288,66 @@ void run_backward(const std::vector<BasicTensor<T>>& roots, const std::vector<Ba
   {
     const Tape::OrderHold hold(tp);  // until every gradient has landed
     for (std::size_t i = tp.size(); i-- > 0;) {
-      auto* node = dynamic_cast<Node<T>*>(&tp[i]);
-      if (!node) continue;
-      ImplPtr<T> out = node->output.lock();
+      TapeEntry& entry = tp[i];
+      ImplPtr out = entry.output.lock();
       if (!out || !out->pending) continue;
 
-      const BasicTensor<T> g = take_pending(*out);
-      if (retain_graph) node->grad_norm = l2_norm(g.value());
-      const std::vector<bool>& needs_grad = node->needs_grad;
-      const BasicTensor<T> output(out);
-      const Grads<T> grads = node->rule(GradContext<T>{g, output, node->saved, needs_grad, node->inputs});
-      if (grads.size() != node->inputs.size())
-        throw AutogradError(node->op + " backward: the rule returned " + std::to_string(grads.size()) +
-                            " gradients for " + std::to_string(node->inputs.size()) + " inputs");
-      for (std::size_t j = 0; j < grads.size(); ++j) {
-        if (!needs_grad[j] || !grads[j].defined()) continue;
-        check_same_shape((node->op + " backward").c_str(), grads[j].value(), node->inputs[j]->value);
-        send(node->inputs[j], grads[j]);
+      check_versions(entry);
+      const Tensor g = take_pending(*out);
+      if (retain_graph) entry.grad_norm = l2_norm(g);
+      if (accumulate_into_leaves && out->retains_grad) accumulate_into_grad(*out, g, create_graph);
+      const Tensor output(out);
+      Grads grads;
+      {
+        // The ops inside a rule are not checked one by one: the gradients
+        // it returns are, below, so that the message names this entry.
+        const AnomalyGuard rule_ops_unchecked(false);
+        grads = entry.rule(GradContext{g, output, entry.saved, entry.needs_grad, entry.inputs});
       }
-      consumed.push_back(node->id);
+      if (grads.size() != entry.inputs.size())
+        throw AutogradError(entry.op + " backward: the rule returned " + std::to_string(grads.size()) +
+                            " gradients for " + std::to_string(entry.inputs.size()) + " inputs");
+      for (std::size_t j = 0; j < grads.size(); ++j) {
+        const TapeInput& in = entry.inputs[j];
+        if (!in.needs_grad || !grads[j].defined()) continue;
+        check_matches(entry.op + " backward", grads[j], in.shape, in.dtype);
+        if (anomaly_mode) {
+          std::vector<Shape> shapes;
+          for (const auto& input : entry.inputs) shapes.push_back(input.shape);
+          check_finite(grads[j], "the gradient that the backward of tape entry #" + std::to_string(entry.id) + " (" +
+                                     entry.op + ", inputs " + shapes_of(shapes) + ") returned for its input " +
+                                     std::to_string(j) + ", the first non-finite gradient of this backward,");
+        }
+        send(in.impl, grads[j]);
+      }
+      consumed.push_back(entry.id);
     }
 
     // Every gradient left pending belongs to a leaf, or the graph was broken:
     // check them all before any leaf's .grad changes.
     for (auto& impl : touched) {
       if (impl->pending && impl->creator != 0)
-        throw AutogradError("backward: a gradient reached a tensor of shape " +
-                            shape_str(impl->value.shape()) + " made by entry #" +
-                            std::to_string(impl->creator) +
+        throw AutogradError("backward: a gradient reached a tensor of shape " + shape_str(impl->shape) +
+                            " made by entry #" + std::to_string(impl->creator) +
                             ", which is not on this thread's tape: an earlier backward freed it"
                             " (pass retain_graph=true to that backward), or it was recorded on"
                             " another thread");
     }
     for (auto& impl : touched) {
       if (!impl->pending) continue;
-      BasicTensor<T> g = take_pending(*impl);
-      if (accumulate_into_leaves && impl->requires_grad) accumulate_leaf_grad(*impl, std::move(g), create_graph);
+      Tensor g = take_pending(*impl);
+      if (accumulate_into_leaves && impl->requires_grad) accumulate_into_grad(*impl, std::move(g), create_graph);
     }
   }
   if (!retain_graph) tp.remove(consumed);  // frees their saved tensors
   if (wanted_grads) *wanted_grads = std::move(found);
 }
 
-template <class T>
-std::vector<BasicTensor<T>> grad(const std::vector<BasicTensor<T>>& outputs,
-                                 const std::vector<BasicTensor<T>>& inputs,
-                                 const std::vector<BasicTensor<T>>& seeds, bool retain_graph,
-                                 bool create_graph) {
-  std::vector<BasicTensor<T>> result;
-  run_backward(outputs, seeds, retain_graph, create_graph, /*accumulate_into_leaves=*/false, inputs,
-               &result);
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& seeds, bool retain_graph, bool create_graph) {
+  std::vector<Tensor> result;
+  run_backward(outputs, seeds, retain_graph, create_graph, /*accumulate_into_leaves=*/false, inputs, &result);
   return result;
 }
-
-#define TG_INSTANTIATE(T)                                                                    \
-  template class Node<T>;                                                                    \
-  template class Recorder<T>;                                                                \
-  template void run_backward<T>(const std::vector<BasicTensor<T>>&,                          \
-                                const std::vector<BasicTensor<T>>&, bool, bool, bool,        \
-                                const std::vector<BasicTensor<T>>&, std::vector<BasicTensor<T>>*); \
-  template std::vector<BasicTensor<T>> grad<T>(const std::vector<BasicTensor<T>>&,           \
-                                               const std::vector<BasicTensor<T>>&,           \
-                                               const std::vector<BasicTensor<T>>&, bool, bool);
-TG_INSTANTIATE(float)
-TG_INSTANTIATE(double)
-#undef TG_INSTANTIATE
 
 }  // namespace tg

@@ -5,7 +5,11 @@
 // requires grad. A non-scalar output is projected onto a fixed random
 // direction v, so the checked scalar is <f(x), v>: a gradient that is zero
 // where it should not be cannot pass by cancelling out. When both gradients
-// are zero everywhere the check fails too, unless the caller expects that.
+// are exactly zero everywhere the check fails too, unless the caller expects
+// that. A NaN or infinite gradient, analytic or numeric, always fails.
+//
+// The checked inputs must be float64; a float32 model is checked by
+// converting it (module.to(kFloat64)) or its inputs (x.to(kFloat64)).
 //
 // gradgradcheck does the same for the backward pass itself: it checks the
 // gradients of x, v -> d<f(x), v>/dx, recorded with create_graph, with
@@ -28,6 +32,7 @@ struct GradcheckReport {
   // The worst element (largest error relative to its tolerance):
   std::size_t input = 0;       // index into the inputs
   std::size_t flat_index = 0;  // row-major index into that input
+  Shape index;                 // the same as a multi-index
   double analytic = 0.0;
   double numeric = 0.0;
   double max_abs_error = 0.0;  // over every checked element
@@ -38,7 +43,7 @@ struct GradcheckReport {
 
 std::ostream& operator<<(std::ostream& os, const GradcheckReport& report);
 
-using DFunction = std::function<DTensor(const std::vector<DTensor>&)>;
+using Function = std::function<Tensor(const std::vector<Tensor>&)>;
 
 struct GradcheckOptions {
   double eps = 1e-6;
@@ -48,14 +53,14 @@ struct GradcheckOptions {
   std::uint64_t seed = 0;            // of the random projection directions
 };
 
-GradcheckReport gradcheck(const DFunction& f, const std::vector<DTensor>& inputs,
+GradcheckReport gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options);
-GradcheckReport gradcheck(const DFunction& f, const std::vector<DTensor>& inputs,
+GradcheckReport gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           double eps = 1e-6, double atol = 1e-5, double rtol = 1e-3);
 
-GradcheckReport gradgradcheck(const DFunction& f, const std::vector<DTensor>& inputs,
+GradcheckReport gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options);
-GradcheckReport gradgradcheck(const DFunction& f, const std::vector<DTensor>& inputs,
+GradcheckReport gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               double eps = 1e-6, double atol = 1e-5, double rtol = 1e-3);
 
 }  // namespace tg

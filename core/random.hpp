@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <random>
 
+#include "error.hpp"
+
 namespace tg {
 
 class Generator {
@@ -39,6 +41,7 @@ class Generator {
 
   // Uniform integer in [0, n), without modulo bias.
   std::uint64_t below(std::uint64_t n) {
+    if (n == 0) throw ValueError("Generator::below: the range [0, 0) is empty");
     const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     std::uint64_t r = engine_();
     while (r >= limit) r = engine_();

@@ -1,6 +1,8 @@
 #include "storage.hpp"
 
 #include <atomic>
+#include <cstdlib>
+#include <new>
 #include <unordered_map>
 #include <vector>
 
@@ -10,54 +12,64 @@ namespace {
 
 // Smaller buffers come cheaply from malloc's own free lists.
 constexpr std::size_t kMinCachedBytes = 64 * 1024;
+constexpr std::size_t kAlignment = 64;
 std::atomic<std::size_t> cache_limit{std::size_t(1) << 30};
 
-template <class T>
 struct BufferCache {
-  std::unordered_map<std::size_t, std::vector<xt::xarray<T>>> by_size;  // element count -> arrays
+  std::unordered_map<std::size_t, std::vector<void*>> by_size;  // bytes -> buffers
   std::size_t bytes = 0;
+
+  void clear() {
+    for (auto& [size, buffers] : by_size)
+      for (void* p : buffers) std::free(p);
+    by_size.clear();
+    bytes = 0;
+  }
+  ~BufferCache() { clear(); }
 };
 
 // This thread's cache, or nullptr while the thread is exiting (a tensor with
 // static storage may die after the thread's cache).
-template <class T>
-BufferCache<T>* cache() {
+BufferCache* cache() {
   static thread_local bool torn_down = false;  // trivially destructible: readable at exit
   if (torn_down) return nullptr;
   thread_local struct Holder {
-    BufferCache<T> cache;
+    BufferCache cache;
     ~Holder() { torn_down = true; }
   } holder;
   return &holder.cache;
 }
 
+std::size_t rounded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
 }  // namespace
 
-template <class T>
-xt::xarray<T> empty_array(const Shape& shape) {
-  std::size_t n = 1;
-  for (auto d : shape) n *= d;
-  BufferCache<T>* c = cache<T>();
-  if (c && n * sizeof(T) >= kMinCachedBytes) {
-    auto it = c->by_size.find(n);
+Storage::Storage(std::size_t bytes) : bytes_(bytes) {
+  const std::size_t size = rounded(bytes == 0 ? 1 : bytes);
+  BufferCache* c = cache();
+  if (c && size >= kMinCachedBytes) {
+    auto it = c->by_size.find(size);
     if (it != c->by_size.end() && !it->second.empty()) {
-      xt::xarray<T> a = std::move(it->second.back());
+      data_ = it->second.back();
       it->second.pop_back();
-      c->bytes -= n * sizeof(T);
-      a.resize(shape);  // same element count: keeps the buffer
-      return a;
+      c->bytes -= size;
+      return;
     }
   }
-  return xt::xarray<T>(shape);
+  data_ = std::aligned_alloc(kAlignment, size);
+  if (!data_)
+    throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
 }
 
-template <class T>
-void recycle(xt::xarray<T>&& array) {
-  const std::size_t n = array.size(), bytes = n * sizeof(T);
-  BufferCache<T>* c = cache<T>();
-  if (!c || bytes < kMinCachedBytes || c->bytes + bytes > cache_limit) return;
-  c->bytes += bytes;
-  c->by_size[n].push_back(std::move(array));
+Storage::~Storage() {
+  const std::size_t size = rounded(bytes_ == 0 ? 1 : bytes_);
+  BufferCache* c = cache();
+  if (c && size >= kMinCachedBytes && c->bytes + size <= cache_limit) {
+    c->bytes += size;
+    c->by_size[size].push_back(data_);
+    return;
+  }
+  std::free(data_);
 }
 
 void set_buffer_cache_limit(std::size_t bytes) {
@@ -68,20 +80,12 @@ void set_buffer_cache_limit(std::size_t bytes) {
 std::size_t buffer_cache_limit() { return cache_limit; }
 
 std::size_t buffer_cache_bytes() {
-  std::size_t bytes = 0;
-  if (auto* c = cache<float>()) bytes += c->bytes;
-  if (auto* c = cache<double>()) bytes += c->bytes;
-  return bytes;
+  const BufferCache* c = cache();
+  return c ? c->bytes : 0;
 }
 
 void clear_buffer_cache() {
-  if (auto* c = cache<float>()) *c = {};
-  if (auto* c = cache<double>()) *c = {};
+  if (BufferCache* c = cache()) c->clear();
 }
-
-template xt::xarray<float> empty_array<float>(const Shape&);
-template xt::xarray<double> empty_array<double>(const Shape&);
-template void recycle<float>(xt::xarray<float>&&);
-template void recycle<double>(xt::xarray<double>&&);
 
 }  // namespace tg

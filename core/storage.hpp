@@ -1,42 +1,43 @@
-// Reuse of large value buffers. A training step allocates the same large
-// arrays every iteration (im2col columns, activations, their gradients).
-// Fresh memory from the system costs a page fault per 4 KiB on first touch,
-// which measured here at more than a third of a conv layer's time. So when a
-// tensor dies its large buffer is kept, per thread and per element count, and
-// the next array of that many elements takes it instead of new memory.
+// The memory behind tensors. A Storage is one buffer of elements; a tensor
+// is a view of it (offset, shape, strides), and views share it.
+//
+// Buffers are reused. A training step allocates the same large buffers every
+// iteration (im2col columns, activations, their gradients). Fresh memory from
+// the system costs a page fault per 4 KiB on first touch, which measured here
+// at more than a third of a conv layer's time. So when a storage dies its
+// large buffer is kept, per thread and per byte count, and the next storage
+// of that size takes it instead of new memory.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
-#include <xtensor/xarray.hpp>
-
-#include "error.hpp"
+#include "dtype.hpp"
 
 namespace tg {
 
-// An array of this shape with uninitialized elements, reusing a kept buffer
-// of the same element count when there is one.
-template <class T>
-xt::xarray<T> empty_array(const Shape& shape);
+class Storage {
+ public:
+  // `bytes` uninitialized bytes, 64-byte aligned; a named Error (not a bare
+  // bad_alloc) when the system refuses.
+  explicit Storage(std::size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
 
-template <class T>
-xt::xarray<T> empty_array(const typename xt::xarray<T>::shape_type& shape) {
-  return empty_array<T>(Shape(shape.begin(), shape.end()));
-}
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
 
-// The same, filled with zeros.
-template <class T>
-xt::xarray<T> zeros_array(const Shape& shape) {
-  xt::xarray<T> a = empty_array<T>(shape);
-  std::fill(a.begin(), a.end(), T(0));
-  return a;
-}
+  // Bumped by every in-place write, so that backward can tell a saved tensor
+  // that changed after it was saved.
+  std::uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
 
-// Hands a dying array's buffer to the cache (large buffers only, within the
-// limit); the array is left empty.
-template <class T>
-void recycle(xt::xarray<T>&& array);
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::uint64_t version_ = 0;
+};
 
 // Upper bound on the bytes kept per thread (default 1 GiB); 0 disables reuse.
 void set_buffer_cache_limit(std::size_t bytes);

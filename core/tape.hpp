@@ -9,7 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+#include <unordered_map>
+
 #include "error.hpp"
+#include "tensor.hpp"
 
 namespace tg {
 
@@ -38,30 +42,55 @@ class NoGradGuard : public GradModeGuard {
 
 // ---- entries ---------------------------------------------------------------
 
-// What the tape and its printers know of a recorded op, whatever its dtype.
-// The typed part (inputs, saved tensors, backward rule) is Node<T> in
-// autograd.hpp.
+struct GradContext;  // autograd.hpp
+using Grads = std::vector<Tensor>;
+using BackwardRule = std::function<Grads(const GradContext&)>;
+
+// One input of a recorded op, as the tape keeps it.
+struct TapeInput {
+  std::shared_ptr<TensorImpl> impl;  // held only where a gradient flows to it
+  const void* identity = nullptr;    // tells inputs apart in printouts; never dereferenced
+  Shape shape;
+  Dtype dtype = kFloat32;
+  bool needs_grad = false;  // fixed when the op ran
+  std::uint64_t creator = 0;
+  std::string name;  // when recorded; a live input's current name wins
+};
+
+// One recorded op: its inputs, what its rule reads, and the rule.
 class TapeEntry {
  public:
-  virtual ~TapeEntry() = default;
-
   std::uint64_t id = 0;  // increasing along the tape; tensors name their creator by it
   std::string op;
+  std::vector<TapeInput> inputs;
+  std::vector<bool> needs_grad;         // inputs[i].needs_grad, as the rule sees it
+  std::weak_ptr<TensorImpl> output;     // weak: a dead output means a dead entry
+  Shape out_shape;
+  Dtype out_dtype = kFloat32;
+  std::vector<Tensor> saved;
+  // The buffers the rule will read, as they were when the op ran: saved[0..]'s
+  // (null where undefined), then the output's when the rule reads it. Holding
+  // them keeps the tape's byte count and the checks below exact even if a
+  // saved tensor is later given new storage (set_data).
+  std::vector<std::shared_ptr<Storage>> saved_buffers;
+  // Their versions when recorded. An in-place write in between makes
+  // backward refuse: the rule would read new values.
+  std::vector<std::uint64_t> saved_versions;
+  BackwardRule rule;
   double grad_norm = -1.0;  // norm of the output's gradient at the last retained backward
-  // saved_bytes() when appended: what the tape's total holds for this entry,
-  // even if a saved tensor is resized in place afterwards.
-  std::size_t counted_bytes = 0;
 
-  virtual const char* dtype() const = 0;
-  virtual std::size_t num_inputs() const = 0;
-  virtual Shape input_shape(std::size_t i) const = 0;
-  virtual std::string input_label(std::size_t i) const = 0;  // name, or "#id" of its creator
-  virtual bool input_requires_grad(std::size_t i) const = 0;
-  virtual std::uint64_t input_creator(std::size_t i) const = 0;
-  virtual const void* input_identity(std::size_t i) const = 0;  // same tensor, same pointer
-  virtual Shape output_shape() const = 0;
-  virtual bool output_alive() const = 0;
-  virtual std::size_t saved_bytes() const = 0;
+  const char* dtype() const { return dtype_name(out_dtype); }
+  std::size_t num_inputs() const { return inputs.size(); }
+  const Shape& input_shape(std::size_t i) const { return inputs[i].shape; }
+  std::string input_label(std::size_t i) const;  // name, or "#id" of its creator
+  bool input_requires_grad(std::size_t i) const { return inputs[i].needs_grad; }
+  std::uint64_t input_creator(std::size_t i) const { return inputs[i].creator; }
+  const void* input_identity(std::size_t i) const { return inputs[i].identity; }
+  const Shape& output_shape() const { return out_shape; }
+  bool output_alive() const { return !output.expired(); }
+  // The buffers this entry keeps alive for its rule, each counted once.
+  std::vector<const Storage*> saved_storages() const;
+  std::size_t saved_bytes() const;
 };
 
 class Tape {
@@ -72,15 +101,22 @@ class Tape {
 
   std::size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
-  const TapeEntry& operator[](std::size_t i) const { return *entries_[i]; }
-  TapeEntry& operator[](std::size_t i) { return *entries_[i]; }
+  // The i-th entry in recording order; throws ValueError past the end.
+  const TapeEntry& operator[](std::size_t i) const;
+  TapeEntry& operator[](std::size_t i);
   // The entry with this id, or nullptr once it has been freed.
   TapeEntry* find(std::uint64_t id);
   const TapeEntry* find(std::uint64_t id) const;
 
+  // Bytes of the distinct buffers that entries keep for their rules.
   std::size_t saved_bytes() const { return saved_bytes_; }  // held now
   std::size_t peak_saved_bytes() const { return peak_saved_bytes_; }
   void reset_peak() { peak_saved_bytes_ = saved_bytes_; }
+
+  // When the saved bytes pass this (default 4 GiB), one warning goes to
+  // stderr: a loop is most likely keeping graphs alive (results kept in a
+  // list, retain_graph=true). It re-arms once the tape has shrunk to half.
+  void set_warning_bytes(std::size_t bytes) { warning_bytes_ = bytes; }
 
   // Drops every entry: gradients can no longer flow through what they recorded.
   void clear();
@@ -94,6 +130,10 @@ class Tape {
   std::uint64_t append(std::unique_ptr<TapeEntry> entry);
   // Frees the saved tensors of the entries whose id is in `ids` and removes them.
   void remove(const std::vector<std::uint64_t>& ids);
+  // The output of entry `id` died: nothing can reach that entry any more, so
+  // it goes now, and with it whatever only it kept alive (iteratively, so a
+  // long chain cannot overflow the stack). Deferred while a backward walks.
+  void output_died(std::uint64_t id);
 
   // While a backward walks the tape by index, entries must not move: the walk
   // holds the order for its lifetime, and the engine refuses a second walk
@@ -102,7 +142,10 @@ class Tape {
   class OrderHold {
    public:
     explicit OrderHold(Tape& tape) : tape_(tape) { tape_.walking_ = true; }
-    ~OrderHold() { tape_.walking_ = false; }
+    ~OrderHold() {
+      tape_.walking_ = false;
+      tape_.release_dead();
+    }
     OrderHold(const OrderHold&) = delete;
     OrderHold& operator=(const OrderHold&) = delete;
 
@@ -111,8 +154,19 @@ class Tape {
   };
 
  private:
+  std::size_t position(std::uint64_t id) const;  // of a live entry, or size()
+  void count(const TapeEntry& entry, int sign);
+  void release_dead();
+  void erase_null_entries();
+
   std::vector<std::unique_ptr<TapeEntry>> entries_;
+  std::vector<std::uint64_t> ids_;  // entries_[i]->id, readable while an entry is being freed
+  std::unordered_map<const Storage*, std::size_t> saved_refs_;  // buffer -> entries saving it
+  std::vector<std::uint64_t> dead_;  // outputs that died, not yet released
+  bool releasing_ = false;
   std::size_t saved_bytes_ = 0;
+  std::size_t warning_bytes_ = std::size_t(4) << 30;
+  bool warned_ = false;
   std::size_t peak_saved_bytes_ = 0;
   std::size_t prune_at_ = 1024;  // prune when the tape grows past this
   bool walking_ = false;
@@ -120,6 +174,8 @@ class Tape {
 
 // This thread's tape.
 Tape& tape();
+// Called by a dying tensor that an entry produced.
+void notify_output_died(std::uint64_t creator);
 
 // A table: index, op, input shapes -> output shape, inputs needing grad,
 // bytes saved (and gradient norms after a retain_graph backward).

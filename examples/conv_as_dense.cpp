@@ -6,19 +6,21 @@
 // Both give the same output, and each kernel weight's gradient is the sum of
 // the dense gradients at the four places that weight appears.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include <tapegrad/tapegrad.hpp>
 
 int main() {
-  using tg::DTensor;
   const std::size_t h = 4, w = 4, k = 3, out = h - k + 1;  // stride 1, no padding
+  const tg::TensorOptions dbl(tg::kFloat64);
 
-  DTensor image = tg::reshape(tg::arange<double>(1, 17), tg::Shape{1, 1, h, w});  // pixels 1..16
-  DTensor kernel(xt::xarray<double>{{{{0.5, -1.0, 0.0}, {1.0, 2.0, -0.5}, {0.0, 1.0, 0.5}}}}, true);
-  DTensor upstream(xt::xarray<double>{{{{1.0, 2.0}, {3.0, 4.0}}}});  // dL/d(output), as if from the layers above
+  tg::Tensor image = tg::arange(1, 17, 1, dbl).reshape(tg::Shape{1, 1, h, w});  // pixels 1..16
+  tg::Tensor kernel = tg::tensor({{{{0.5, -1.0, 0.0}, {1.0, 2.0, -0.5}, {0.0, 1.0, 0.5}}}}, dbl.requires_grad(true));
+  tg::Tensor upstream = tg::tensor({{{{1.0, 2.0}, {3.0, 4.0}}}}, dbl);  // dL/d(output), as if from the layers above
 
   // The dense matrix: row (oh, ow), column (ih, iw); tied[row][col] names the kernel tap.
+  const auto taps = kernel.value<double>();
   xt::xarray<double> dense = xt::zeros<double>({out * out, h * w});
   std::vector<std::vector<int>> tied(out * out, std::vector<int>(h * w, -1));
   for (std::size_t oh = 0; oh < out; ++oh)
@@ -26,10 +28,10 @@ int main() {
       for (std::size_t i = 0; i < k; ++i)
         for (std::size_t j = 0; j < k; ++j) {
           const std::size_t row = oh * out + ow, col = (oh + i) * w + (ow + j);
-          dense(row, col) = kernel.value()(0, 0, i, j);
+          dense(row, col) = taps(0, 0, i, j);
           tied[row][col] = int(i * k + j);
         }
-  DTensor dense_weight(dense, true);
+  tg::Tensor dense_weight(dense, /*requires_grad=*/true);
 
   std::printf("The dense matrix (4 outputs x 16 pixels); wIJ is kernel tap (I, J), . is a zero:\n");
   for (std::size_t row = 0; row < out * out; ++row) {
@@ -42,16 +44,22 @@ int main() {
   }
 
   // Forward both ways.
-  DTensor conv_out = tg::conv2d(image, kernel);                                   // (1, 1, 2, 2)
-  DTensor dense_out = tg::linear(tg::reshape(image, tg::Shape{1, h * w}), dense_weight);  // (1, 4)
+  tg::Tensor conv_out = tg::conv2d(image, kernel);                                          // (1, 1, 2, 2)
+  tg::Tensor dense_out = tg::linear(image.reshape(tg::Shape{1, h * w}), dense_weight);  // (1, 4)
+  const xt::xarray<double> conv_values = conv_out.flatten().to_xarray<double>();
+  const xt::xarray<double> dense_values = dense_out.flatten().to_xarray<double>();
   std::printf("\n%-10s %12s %12s\n", "output", "conv", "dense");
   for (std::size_t p = 0; p < out * out; ++p)
-    std::printf("(%zu, %zu) %14.2f %12.2f\n", p / out, p % out, conv_out.value().data()[p], dense_out.value().data()[p]);
+    std::printf("(%zu, %zu) %14.2f %12.2f\n", p / out, p % out, conv_values(p), dense_values(p));
 
   // Backward both ways with the same upstream gradient.
   conv_out.backward(upstream);
-  dense_out.backward(tg::reshape(upstream, tg::Shape{1, out * out}));
+  dense_out.backward(upstream.reshape(tg::Shape{1, out * out}));
 
+  const xt::xarray<double> dense_grad = dense_weight.grad().to_xarray<double>();
+  const xt::xarray<double> kernel_grad = kernel.grad().to_xarray<double>();
+  const xt::xarray<double> upstream_values = upstream.flatten().to_xarray<double>();
+  const xt::xarray<double> pixels = image.flatten().to_xarray<double>();
   std::printf("\n%-8s %12s %22s   %s\n", "weight", "conv grad", "sum of tied dense grads", "= upstream x patch, summed over positions");
   for (std::size_t i = 0; i < k; ++i)
     for (std::size_t j = 0; j < k; ++j) {
@@ -60,11 +68,11 @@ int main() {
       for (std::size_t row = 0; row < out * out; ++row)
         for (std::size_t col = 0; col < h * w; ++col)
           if (tied[row][col] == int(i * k + j)) {
-            tied_sum += dense_weight.grad().value()(row, col);
-            terms += (terms.empty() ? "" : " + ") + std::to_string(int(upstream.value().data()[row])) + "*" +
-                     std::to_string(int(image.value().data()[col]));
+            tied_sum += dense_grad(row, col);
+            terms += (terms.empty() ? "" : " + ") + std::to_string(int(upstream_values(row))) + "*" +
+                     std::to_string(int(pixels(col)));
           }
-      std::printf("w%zu%zu %14.2f %22.2f   %s\n", i, j, kernel.grad().value()(0, 0, i, j), tied_sum, terms.c_str());
+      std::printf("w%zu%zu %14.2f %22.2f   %s\n", i, j, kernel_grad(0, 0, i, j), tied_sum, terms.c_str());
     }
   std::printf("\nThe conv backward never builds the dense matrix: im2col lays the patches out as\n"
               "columns, and matmul's gradient (upstream x patches^T) does the summing.\n");

@@ -45,7 +45,7 @@ class FashionCNN : public tg::nn::Module {
   std::string type_name() const override { return "FashionCNN"; }
 
   // The first layer's kernels, (32, 1, 5, 5): what the filter picture shows.
-  tg::Tensor first_filters() const { return std::dynamic_pointer_cast<tg::nn::Conv2d>(features->named_children()[0].second)->weight; }
+  tg::Tensor first_filters() { return find("features.0.weight"); }
 };
 
 // The image size the network is built for: the two 2x2 poolings take 28x28
@@ -73,24 +73,12 @@ inline void check_image_shape(const tg::data::Dataset& data, const std::string& 
                             " (Fashion-MNIST)");
 }
 
-// The class with the largest logit, for each row of (N, C) logits.
-inline std::vector<std::int64_t> predicted_classes(const tg::Tensor& logits) {
-  const auto& v = logits.value();
-  const std::size_t rows = v.shape()[0], classes = v.shape()[1];
-  std::vector<std::int64_t> out(rows);
-  for (std::size_t i = 0; i < rows; ++i) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < classes; ++c)
-      if (v(i, c) > v(i, best)) best = c;
-    out[i] = std::int64_t(best);
-  }
-  return out;
-}
+// An int64 tensor of shape (N,) holding `values`: labels to compare with argmax,
+// or row indices for index_select.
+inline tg::Tensor int64_tensor(const std::vector<std::int64_t>& values) { return tg::Tensor(xt::adapt(values)); }
 
-// How many predictions match the labels.
+// How many rows of (N, C) logits have their largest logit at the label.
 inline std::size_t count_correct(const tg::Tensor& logits, const std::vector<std::int64_t>& labels) {
-  const std::vector<std::int64_t> predicted = predicted_classes(logits);
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < labels.size(); ++i) right += predicted[i] == labels[i];
-  return right;
+  const tg::Tensor right = tg::eq(tg::argmax(logits, 1), int64_tensor(labels)).sum();
+  return std::size_t(right.item<std::int64_t>());
 }

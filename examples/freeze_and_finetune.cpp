@@ -12,8 +12,9 @@ namespace nn = tg::nn;
 
 namespace {
 
-// n images of 8x8 stripes two pixels wide: label 0 vertical, 1 horizontal, with noise.
-std::pair<tg::Tensor, std::vector<std::int64_t>> stripes(std::size_t n, tg::Generator& gen) {
+// n images of 8x8 stripes two pixels wide, with noise, and their int64 labels:
+// 0 vertical, 1 horizontal.
+std::pair<tg::Tensor, tg::Tensor> stripes(std::size_t n, tg::Generator& gen) {
   xt::xarray<float> images = xt::zeros<float>({n, std::size_t(1), std::size_t(8), std::size_t(8)});
   std::vector<std::int64_t> labels(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -25,7 +26,7 @@ std::pair<tg::Tensor, std::vector<std::int64_t>> stripes(std::size_t n, tg::Gene
         images(i, 0, r, c) = float((along / 2 + phase) % 2) + float(gen.normal(0.0, 0.2));
       }
   }
-  return {tg::Tensor(images), labels};
+  return {tg::Tensor(images), tg::Tensor(xt::adapt(labels))};
 }
 
 struct EdgeNet : nn::Module {
@@ -52,11 +53,10 @@ int main() {
 
   // Channel 0 of the first layer detects vertical edges, channel 1 horizontal ones.
   tg::Tensor sobel = net.find("features.0.weight");
-  tg::Tensor kx = tg::zeros<float>({1, 1, 3, 3}), ky = tg::zeros<float>({1, 1, 3, 3});
-  nn::init::sobel_x(kx);
-  nn::init::sobel_y(ky);
-  std::copy(kx.data(), kx.data() + 9, sobel.data());
-  std::copy(ky.data(), ky.data() + 9, sobel.data() + 9);
+  {
+    tg::NoGradGuard no_grad;  // an in-place write to a parameter
+    sobel.copy_(tg::cat({nn::init::sobel_x(tg::zeros({1, 1, 3, 3})), nn::init::sobel_y(tg::zeros({1, 1, 3, 3}))}));
+  }
   nn::init::zeros(net.find("features.0.bias"));
   net.freeze("features.0");
 
@@ -66,29 +66,27 @@ int main() {
   auto [test_x, test_y] = stripes(200, gen);
   auto accuracy = [&] {
     tg::NoGradGuard no_grad;
-    const tg::Tensor output = net(test_x);
-    const auto& logits = output.value();
-    std::size_t right = 0;
-    for (std::size_t i = 0; i < test_y.size(); ++i) right += (logits(i, 1) > logits(i, 0)) == (test_y[i] == 1);
-    return double(right) / double(test_y.size());
+    const tg::Tensor right = tg::eq(tg::argmax(net(test_x), 1), test_y).sum();
+    return right.item() / double(test_y.numel());
   };
 
   // The tape with the first layer frozen, and what it would be without.
-  tg::tape().clear();
-  net(x);
-  const std::size_t frozen_entries = tg::tape().size();
+  auto entries_of_forward = [&] {
+    tg::tape().clear();
+    const tg::Tensor output = net(x);  // kept alive: the entries of a dead output are freed at once
+    return tg::tape().size();
+  };
+  const std::size_t frozen_entries = entries_of_forward();
   net.unfreeze("features.0");
-  tg::tape().clear();
-  net(x);
-  const std::size_t unfrozen_entries = tg::tape().size();
+  const std::size_t unfrozen_entries = entries_of_forward();
   net.freeze("features.0");
   tg::tape().clear();
   std::printf("Tape of one forward pass: %zu entries with features.0 frozen, %zu without\n"
               "(the first conv's im2col, matmul and bias entries are not recorded).\n\n",
               frozen_entries, unfrozen_entries);
 
-  std::map<std::string, xt::xarray<float>> before;
-  for (const auto& [name, p] : net.named_parameters()) before[name] = p.value();
+  std::map<std::string, tg::Tensor> before;  // copies: detach() alone would share the values
+  for (const auto& [name, p] : net.named_parameters()) before[name] = p.detach().clone();
 
   tg::optim::SGD sgd(net.parameters(), 0.1, /*momentum=*/0.9);
   std::printf("test accuracy before training: %.2f\n", accuracy());
@@ -97,16 +95,16 @@ int main() {
     sgd.zero_grad();
     loss.backward();
     sgd.step();
-    if (step % 20 == 0 || step == 59) std::printf("step %2d  loss %.4f\n", step, double(loss.item()));
+    if (step % 20 == 0 || step == 59) std::printf("step %2d  loss %.4f\n", step, loss.item());
   }
   std::printf("test accuracy after training:  %.2f\n\n", accuracy());
 
   std::printf("%-20s %-10s %s\n", "parameter", "trainable", "max |change|");
   bool frozen_moved = false;
   for (const auto& [name, p] : net.named_parameters()) {
-    const float change = xt::amax(xt::abs(p.value() - before[name]))();
-    std::printf("%-20s %-10s %g\n", name.c_str(), p.requires_grad() ? "yes" : "no (frozen)", double(change));
-    frozen_moved |= !p.requires_grad() && change != 0.0f;
+    const double change = (p.detach() - before[name]).abs().max().item();
+    std::printf("%-20s %-10s %g\n", name.c_str(), p.requires_grad() ? "yes" : "no (frozen)", change);
+    frozen_moved |= !p.requires_grad() && change != 0.0;
   }
   return frozen_moved ? 1 : 0;
 }

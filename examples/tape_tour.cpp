@@ -11,10 +11,10 @@
 int main(int argc, char** argv) {
   const std::string dot_path = argc > 1 ? argv[1] : "tape_tour.dot";
   tg::Generator gen(0);
-  tg::Tensor images = tg::randn<float>({2, 1, 6, 6}, gen).set_name("images");  // a batch of two 6x6 images
-  tg::Tensor kernel = (tg::randn<float>({4, 1, 3, 3}, gen) * 0.3f).detach().requires_grad_().set_name("kernel");
-  tg::Tensor bias = tg::zeros<float>({4}, true).set_name("bias");
-  tg::Tensor fc = (tg::randn<float>({3, 36}, gen) * 0.1f).detach().requires_grad_().set_name("fc");
+  tg::Tensor images = tg::randn({2, 1, 6, 6}, gen).set_name("images");  // a batch of two 6x6 images
+  tg::Tensor kernel = tg::randn({4, 1, 3, 3}, gen, 0.0, 0.3).requires_grad_().set_name("kernel");
+  tg::Tensor bias = tg::zeros({4}, tg::requires_grad()).set_name("bias");
+  tg::Tensor fc = tg::randn({3, 36}, gen, 0.0, 0.1).requires_grad_().set_name("fc");
   images.requires_grad_();  // to see the gradient reach the input too
 
   tg::tape().clear();

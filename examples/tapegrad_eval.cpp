@@ -12,17 +12,14 @@
 namespace {
 
 // How many rows of (N, C) logits hold a NaN or an infinity. The argmax of such
-// a row is meaningless (every comparison with NaN is false, so it is class 0),
-// and an accuracy counted from it would pass a broken model off as a bad one.
+// a row is meaningless (a NaN counts as the largest logit, an infinity wins
+// whatever the rest say), and an accuracy counted from it would pass a broken
+// model off as a bad one.
 std::size_t nonfinite_rows(const tg::Tensor& logits) {
-  const auto& v = logits.value();
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < v.shape()[0]; ++i) {
-    bool finite = true;
-    for (std::size_t c = 0; c < v.shape()[1]; ++c) finite = finite && std::isfinite(v(i, c));
-    count += !finite;
-  }
-  return count;
+  // |x| < infinity is false for NaN (every comparison with it is) and for ±infinity.
+  const tg::Tensor finite = tg::lt(tg::abs(logits), tg::scalar_like(logits, HUGE_VAL));
+  const tg::Tensor bad_in_row = tg::logical_not(finite).sum({1});  // int64, (N,)
+  return std::size_t(tg::gt(bad_in_row, tg::scalar_like(bad_in_row, 0)).sum().item<std::int64_t>());
 }
 
 }  // namespace
@@ -59,8 +56,9 @@ int main(int argc, char** argv) {
       const tg::data::Batch batch = loader.batch(b);
       const tg::Tensor logits = net(batch.images);
       nonfinite += nonfinite_rows(logits);
-      const std::vector<std::int64_t> predicted = predicted_classes(logits);
-      for (std::size_t i = 0; i < batch.labels.size(); ++i) ++confusion[batch.labels[i]][predicted[i]];
+      const tg::Tensor predicted = tg::argmax(logits, 1);  // int64, (N,)
+      const auto predicted_class = predicted.value<std::int64_t>();
+      for (std::size_t i = 0; i < batch.labels.size(); ++i) ++confusion[batch.labels[i]][predicted_class(i)];
     }
     if (nonfinite > 0) {
       std::fprintf(stderr,

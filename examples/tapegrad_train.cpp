@@ -147,7 +147,7 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
   for (std::size_t b = 0; b < loader.num_batches(); ++b) {
     const tg::data::Batch batch = loader.batch(b);
     const tg::Tensor logits = net(batch.images);
-    loss_sum += double(tg::cross_entropy(logits, batch.labels).item()) * double(batch.labels.size());
+    loss_sum += tg::cross_entropy(logits, batch.labels).item() * double(batch.labels.size());
     right += count_correct(logits, batch.labels);
   }
   net.train();
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
     tg::Generator gen(o.seed);
     FashionCNN net(gen);
     std::cout << net.summary({o.batch_size, 1, 28, 28}) << '\n';
-    const xt::xarray<float> filters_before = net.first_filters().value();
+    const xt::xarray<float> filters_before = net.first_filters().to_xarray<float>();
 
     auto optimizer = make_optimizer(o, net.parameters());
     tg::data::DataLoader loader(train, {o.batch_size, /*shuffle=*/true, /*seed=*/o.seed + 1});
@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
         optimizer->step();
         schedule.step();
 
-        const double l = double(loss.item());
+        const double l = loss.item();
         loss_sum += l * double(batch.labels.size());
         seen += batch.labels.size();
         right += count_correct(logits, batch.labels);
@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
                           {"optimizer", o.optimizer}, {"seed", o.seed}, {"limit", o.limit}};
 
     tg::nn::save(net, out / "model.safetensors");
-    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().value()});
+    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().to_xarray<float>()});
     report::write_chart_svg(out / "curves.svg", "Fashion-MNIST training", "epoch", {train_curve, test_loss, test_acc});
     report::write_file(out / "metrics.json", metrics.dump(2) + '\n');
     out.keep();

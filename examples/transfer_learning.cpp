@@ -27,16 +27,13 @@ struct TransferNet : nn::Module {
 
 // The images of classes 0 (T-shirt) and 6 (shirt), relabelled 0 and 1.
 tg::data::Dataset two_classes(const tg::data::Dataset& all, std::size_t limit) {
-  std::vector<std::size_t> picked;
+  std::vector<std::int64_t> picked, labels;
   for (std::size_t i = 0; i < all.size() && picked.size() < limit; ++i)
-    if (all.labels[i] == 0 || all.labels[i] == 6) picked.push_back(i);
-  xt::xarray<float> images = xt::zeros<float>({picked.size(), std::size_t(1), std::size_t(28), std::size_t(28)});
-  std::vector<std::int64_t> labels;
-  for (std::size_t k = 0; k < picked.size(); ++k) {
-    std::copy(all.images.data() + picked[k] * 784, all.images.data() + (picked[k] + 1) * 784, images.data() + k * 784);
-    labels.push_back(all.labels[picked[k]] == 6 ? 1 : 0);
-  }
-  return {tg::Tensor(std::move(images)), labels};
+    if (all.labels[i] == 0 || all.labels[i] == 6) {
+      picked.push_back(std::int64_t(i));
+      labels.push_back(all.labels[i] == 6 ? 1 : 0);
+    }
+  return {tg::index_select(all.images, 0, int64_tensor(picked)), labels};
 }
 
 }  // namespace
@@ -57,7 +54,7 @@ int main(int argc, char** argv) {
     std::printf("T-shirt vs shirt: %zu training and %zu test images\n", train.size(), test.size());
     std::printf("parameters: %zu, trainable: %zu (the head)\n\n", net.num_parameters(), net.num_trainable_parameters());
 
-    const xt::xarray<float> kernel_before = net.find("features.0.weight").value();
+    const tg::Tensor kernel_before = net.find("features.0.weight").detach().clone();
     tg::optim::Adam adam(net.parameters(), 1e-3);
     tg::data::DataLoader loader(train, {50, /*shuffle=*/true, /*seed=*/1});
     bool reads_frozen = false, shown_tape = false;
@@ -76,19 +73,16 @@ int main(int argc, char** argv) {
         adam.zero_grad();
         loss.backward();
         adam.step();
-        loss_sum += double(loss.item()) * double(batch.labels.size());
+        loss_sum += loss.item() * double(batch.labels.size());
       }
       tg::NoGradGuard no_grad;
       net.head->eval();
-      const tg::Tensor output = net(test.images);
-      const auto& logits = output.value();
-      std::size_t right = 0;
-      for (std::size_t i = 0; i < test.size(); ++i) right += (logits(i, 1) > logits(i, 0)) == (test.labels[i] == 1);
+      const std::size_t right = count_correct(net(test.images), test.labels);
       net.head->train();
       std::printf("epoch %d: train loss %.4f, test accuracy %.4f\n", epoch, loss_sum / double(train.size()),
                   double(right) / double(test.size()));
     }
-    const bool kernels_unchanged = net.find("features.0.weight").value() == kernel_before;
+    const bool kernels_unchanged = tg::ne(net.find("features.0.weight"), kernel_before).sum().item() == 0;
     std::printf("\nfirst conv kernels unchanged: %s\nany recorded op read the frozen layers: %s\n",
                 kernels_unchanged ? "yes" : "NO", reads_frozen ? "YES" : "no");
     return kernels_unchanged && !reads_frozen ? 0 : 1;

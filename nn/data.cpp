@@ -17,7 +17,6 @@
 #include <memory>
 #include <sstream>
 
-#include "../core/storage.hpp"
 
 namespace tg::data {
 
@@ -376,17 +375,18 @@ Dataset load_mnist(const std::string& dir, bool train, std::size_t limit, Normal
   for (std::size_t p = 0; p < table.size(); ++p)
     table[p] = (static_cast<float>(p) / 255.0f - norm.mean) / norm.std;
   const std::size_t rows = images.shape[1], cols = images.shape[2];
-  xt::xarray<float> values;
   try {
-    values = xt::xarray<float>::from_shape({count, std::size_t{1}, rows, cols});
+    out.images = empty({count, std::size_t{1}, rows, cols}, kFloat32);
   } catch (const std::bad_alloc&) {
     fail(images_path, "out of memory converting " + std::to_string(count) + " images of " + std::to_string(rows) +
                           "x" + std::to_string(cols) + " to float");
+  } catch (const Error& e) {  // the storage's own out-of-memory error
+    fail(images_path, "cannot convert " + std::to_string(count) + " images of " + std::to_string(rows) + "x" +
+                          std::to_string(cols) + " to float: " + e.what());
   }
-  float* dst = values.data();
+  float* dst = out.images.mutable_data<float>();  // a fresh leaf: writable
   const std::size_t n = count * rows * cols;
   for (std::size_t i = 0; i < n; ++i) dst[i] = table[images.data[i]];
-  out.images = Tensor(std::move(values));
   return out;
 }
 
@@ -402,6 +402,9 @@ DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
     throw ShapeError("DataLoader: images " + shape_str(shape) + " hold " + std::to_string(shape[0]) +
                      " samples but there are " + std::to_string(dataset.labels.size()) + " labels");
   if (dataset.size() == 0) throw ValueError("DataLoader: the dataset is empty");
+  // Rows are copied as bytes, whatever the dtype, from a contiguous copy
+  // when the images are a strided view (shared when they are not).
+  dataset_.images = dataset.images.contiguous();
   sample_numel_ = dataset.images.numel() / shape[0];
 }
 
@@ -435,18 +438,24 @@ Batch DataLoader::batch(std::size_t i) const {
   Batch out;
   Shape shape = dataset_.images.shape();
   shape[0] = size;
-  xt::xarray<float> values = empty_array<float>(shape);
-  const float* src = dataset_.images.data();
-  float* dst = values.data();
+  const Dtype dtype = dataset_.images.dtype();
+  out.images = empty(shape, dtype);
+  const std::size_t row_bytes = sample_numel_ * element_size(dtype);
+  const char* src = nullptr;
+  char* dst = nullptr;
+  visit_dtype(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    src = reinterpret_cast<const char*>(dataset_.images.data<T>());
+    dst = reinterpret_cast<char*>(out.images.mutable_data<T>());  // a fresh leaf: writable
+  });
   out.labels.resize(size);
   out.indices.assign(order_.begin() + static_cast<std::ptrdiff_t>(begin),
                      order_.begin() + static_cast<std::ptrdiff_t>(end));
   for (std::size_t k = 0; k < size; ++k) {
     const std::size_t row = out.indices[k];
-    std::copy_n(src + row * sample_numel_, sample_numel_, dst + k * sample_numel_);
+    if (row_bytes > 0) std::memcpy(dst + k * row_bytes, src + row * row_bytes, row_bytes);
     out.labels[k] = dataset_.labels[row];
   }
-  out.images = Tensor(std::move(values));
   return out;
 }
 

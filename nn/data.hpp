@@ -91,7 +91,7 @@ inline constexpr Normalization mnist_normalization{0.1307f, 0.3081f};
 inline constexpr Normalization no_normalization{0.0f, 1.0f};
 
 struct Dataset {
-  Tensor images;                     // (N, 1, rows, cols) float: 28x28 for (Fashion-)MNIST
+  Tensor images;                     // (N, 1, rows, cols) float32: 28x28 for (Fashion-)MNIST
   std::vector<std::int64_t> labels;  // N class indices in [0, 10)
   std::size_t size() const { return labels.size(); }
 };
@@ -117,7 +117,7 @@ Dataset load_mnist(const std::string& dir, bool train, std::size_t limit = 0,
 // ---- batching ----------------------------------------------------------------
 
 struct Batch {
-  Tensor images;                     // (B, 1, rows, cols): a contiguous copy of the selected rows
+  Tensor images;                     // (B, 1, rows, cols), the dataset's dtype: a contiguous copy of the selected rows
   std::vector<std::int64_t> labels;  // B
   std::vector<std::size_t> indices;  // the B dataset rows the batch holds, in batch order
   std::size_t size() const { return labels.size(); }
@@ -143,8 +143,10 @@ struct LoaderOptions {
 // drop_last and fewer samples than batch_size an epoch has no batches).
 // batch(i) may be called in any order and more than once within an epoch.
 //
-// The loader keeps its own handle to the dataset (the images tensor shares
-// its value; the labels are copied), so the Dataset need not outlive it.
+// The images may have any dtype and layout. The loader keeps its own handle
+// to the dataset (the images tensor shares its value, or is a contiguous copy
+// of a strided view; the labels are copied), so the Dataset need not outlive
+// it.
 class DataLoader {
  public:
   // Throws tg::ValueError for batch_size 0 or an empty dataset, tg::ShapeError
@@ -171,7 +173,7 @@ class DataLoader {
   Generator gen_;
   std::vector<std::size_t> order_;
   std::size_t epoch_ = 0;
-  std::size_t sample_numel_ = 0;  // floats per image
+  std::size_t sample_numel_ = 0;  // elements per image
 };
 
 }  // namespace tg::data

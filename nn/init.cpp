@@ -5,6 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <xtensor-blas/xlinalg.hpp>
+#include <xtensor/xview.hpp>
+
+#include "../core/tape.hpp"
+
 namespace tg::nn::init {
 
 namespace {
@@ -18,10 +23,12 @@ std::string num(double v) {
 
 std::string prefix(const char* name) { return std::string("init::") + name + ": "; }
 
-// The tensor's shape, after checking that there is one.
-template <class T>
-Shape checked_shape(const char* name, const BasicTensor<T>& t) {
+// The tensor's shape, after checking that there is one of a floating dtype.
+Shape checked_shape(const char* name, const Tensor& t) {
   if (!t.defined()) throw ValueError(prefix(name) + "the tensor is undefined (it holds no value)");
+  TG_CHECK(is_floating(t.dtype()), DtypeError,
+           prefix(name) << "needs a float32 or float64 tensor, got " << dtype_name(t.dtype()) << " (tensor of shape "
+                        << shape_str(t.shape()) << ")");
   return t.shape();
 }
 
@@ -47,21 +54,25 @@ std::pair<std::size_t, std::size_t> fans_for(const char* name, const Shape& shap
   return {shape[1] * receptive, shape[0] * receptive};
 }
 
-template <class T, class F>
-BasicTensor<T> fill(BasicTensor<T> t, F draw) {
-  for (auto& e : t.value()) e = static_cast<T>(draw());
+// Writes draw() (a double) into every element of t in row-major order,
+// rounded to t's dtype. Every initializer writes through here.
+template <class F>
+Tensor fill(const char* name, Tensor t, F draw) {
+  NoGradGuard no_grad;  // initializing a parameter that requires grad is no op of the graph
+  visit_floating(name, t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    for (auto& e : t.mutable_value<T>()) e = static_cast<T>(draw());
+  });
   return t;
 }
 
-template <class T>
-BasicTensor<T> uniform_fill(BasicTensor<T> t, Generator& gen, double limit) {
-  return fill(t, [&] { return gen.uniform(-limit, limit); });
+Tensor uniform_fill(const char* name, Tensor t, Generator& gen, double limit) {
+  return fill(name, t, [&] { return gen.uniform(-limit, limit); });
 }
 
 // mean + stddev·z, z ~ N(0, 1) redrawn while |z| > 2.
-template <class T>
-BasicTensor<T> truncated_fill(BasicTensor<T> t, Generator& gen, double mean, double stddev) {
-  return fill(t, [&] {
+Tensor truncated_fill(const char* name, Tensor t, Generator& gen, double mean, double stddev) {
+  return fill(name, t, [&] {
     double z = gen.normal();
     while (std::abs(z) > 2.0) z = gen.normal();
     return mean + stddev * z;
@@ -69,85 +80,43 @@ BasicTensor<T> truncated_fill(BasicTensor<T> t, Generator& gen, double mean, dou
 }
 
 // Zero elements need no fans; any zero fan implies zero elements.
-template <class T>
-BasicTensor<T> scaled_uniform(const char* name, BasicTensor<T> t, Generator& gen, double scale,
-                              bool fan_in_only) {
+Tensor scaled_uniform(const char* name, Tensor t, Generator& gen, double scale, bool fan_in_only) {
   const Shape shape = checked_shape(name, t);
   const auto [fan_in, fan_out] = fans_for(name, shape);
   if (t.numel() == 0) return t;
   const double fan = fan_in_only ? double(fan_in) : 0.5 * double(fan_in + fan_out);
-  return uniform_fill(t, gen, std::sqrt(3.0 * scale / fan));
+  return uniform_fill(name, t, gen, std::sqrt(3.0 * scale / fan));
 }
 
-template <class T>
-BasicTensor<T> scaled_normal(const char* name, BasicTensor<T> t, Generator& gen, double scale,
-                             bool fan_in_only) {
+Tensor scaled_normal(const char* name, Tensor t, Generator& gen, double scale, bool fan_in_only) {
   const Shape shape = checked_shape(name, t);
   const auto [fan_in, fan_out] = fans_for(name, shape);
   if (t.numel() == 0) return t;
   const double fan = fan_in_only ? double(fan_in) : 0.5 * double(fan_in + fan_out);
-  return truncated_fill(t, gen, 0.0, std::sqrt(scale / fan) / kTruncatedStddev);
+  return truncated_fill(name, t, gen, 0.0, std::sqrt(scale / fan) / kTruncatedStddev);
 }
 
-template <class T>
-BasicTensor<T> filter3x3(const char* name, BasicTensor<T> t, const double (&k)[3][3]) {
+Tensor filter3x3(const char* name, Tensor t, const double (&k)[3][3]) {
   const Shape shape = checked_shape(name, t);
   if (shape.size() != 4 || shape[2] != 3 || shape[3] != 3)
     throw ShapeError(prefix(name) + "needs a kernel of shape (out, in, 3, 3), got shape " + shape_str(shape));
-  T* p = t.data();
-  const std::size_t slices = shape[0] * shape[1];
-  for (std::size_t s = 0; s < slices; ++s)
-    for (std::size_t i = 0; i < 3; ++i)
-      for (std::size_t j = 0; j < 3; ++j) *p++ = static_cast<T>(k[i][j]);
-  return t;
+  std::size_t i = 0;  // row-major: element i is tap (i / 3 % 3, i % 3) of its slice
+  return fill(name, t, [&] {
+    const double v = k[i / 3 % 3][i % 3];
+    ++i;
+    return v;
+  });
 }
 
-// The reduced QR of the row-major m×n matrix a (m >= n) by Householder
-// reflections: returns Q (m×n, row-major) with its columns multiplied by the
-// sign of R's diagonal (+1 for a zero), i.e. the Q whose R has a
-// non-negative diagonal.
-std::vector<double> sign_corrected_q(std::vector<double> a, std::size_t m, std::size_t n) {
-  std::vector<std::vector<double>> reflectors(n);  // v_k, of length m - k, |v_k| = 1 or v_k = 0
-  std::vector<double> r_diag(n);
-  std::vector<double> w(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    std::vector<double>& v = reflectors[k];
-    v.resize(m - k);
-    double norm2 = 0.0;
-    for (std::size_t i = k; i < m; ++i) {
-      v[i - k] = a[i * n + k];
-      norm2 += v[i - k] * v[i - k];
-    }
-    const double norm = std::sqrt(norm2);
-    const double alpha = v[0] > 0 ? -norm : norm;  // H_k x = alpha·e1, chosen to avoid cancellation
-    r_diag[k] = alpha;
-    v[0] -= alpha;
-    double vnorm2 = 0.0;
-    for (double x : v) vnorm2 += x * x;
-    if (vnorm2 == 0.0) continue;  // a zero column: H_k = I
-    const double inv = 1.0 / std::sqrt(vnorm2);
-    for (double& x : v) x *= inv;
-    // A[k:, k:] -= 2 v (vᵀ A[k:, k:])
-    std::fill(w.begin() + k, w.end(), 0.0);
-    for (std::size_t i = k; i < m; ++i)
-      for (std::size_t j = k; j < n; ++j) w[j] += v[i - k] * a[i * n + j];
-    for (std::size_t i = k; i < m; ++i)
-      for (std::size_t j = k; j < n; ++j) a[i * n + j] -= 2.0 * v[i - k] * w[j];
-  }
-  // Q = H_0 ··· H_{n-1} I[:, :n], applied from the last reflector.
-  std::vector<double> q(m * n, 0.0);
-  for (std::size_t j = 0; j < n; ++j) q[j * n + j] = 1.0;
-  for (std::size_t kk = n; kk-- > 0;) {
-    const std::vector<double>& v = reflectors[kk];
-    std::fill(w.begin(), w.end(), 0.0);
-    for (std::size_t i = kk; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) w[j] += v[i - kk] * q[i * n + j];
-    for (std::size_t i = kk; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) q[i * n + j] -= 2.0 * v[i - kk] * w[j];
-  }
-  for (std::size_t j = 0; j < n; ++j)
-    if (r_diag[j] < 0)
-      for (std::size_t i = 0; i < m; ++i) q[i * n + j] = -q[i * n + j];
+// Q of the reduced QR of a (m×n, m >= n), its columns multiplied by the sign
+// of R's diagonal (+1 for a zero), as torch.nn.init.orthogonal_ does: LAPACK
+// leaves those signs to its reflections, and without the correction Q would
+// not be uniformly distributed over the orthogonal matrices.
+xt::xarray<double> sign_corrected_q(const xt::xarray<double>& a) {
+  auto [q, r] = xt::linalg::qr(a, xt::linalg::qrmode::reduced);
+  for (std::size_t j = 0; j < r.shape()[0]; ++j)
+    if (r(j, j) < 0)
+      for (std::size_t i = 0; i < q.shape()[0]; ++i) q(i, j) = -q(i, j);
   return q;
 }
 
@@ -157,90 +126,76 @@ std::pair<std::size_t, std::size_t> fans(const Shape& shape) { return fans_for("
 
 // ---- constants -----------------------------------------------------------------
 
-template <class T>
-BasicTensor<T> constant(BasicTensor<T> t, double value) {
+Tensor constant(Tensor t, double value) {
   checked_shape("constant", t);
-  return fill(t, [&] { return value; });
+  return fill("constant", t, [&] { return value; });
 }
 
-template <class T>
-BasicTensor<T> zeros(BasicTensor<T> t) {
+Tensor zeros(Tensor t) {
   checked_shape("zeros", t);
-  return fill(t, [] { return 0.0; });
+  return fill("zeros", t, [] { return 0.0; });
 }
 
-template <class T>
-BasicTensor<T> ones(BasicTensor<T> t) {
+Tensor ones(Tensor t) {
   checked_shape("ones", t);
-  return fill(t, [] { return 1.0; });
+  return fill("ones", t, [] { return 1.0; });
 }
 
 // ---- plain distributions -------------------------------------------------------
 
-template <class T>
-BasicTensor<T> random_normal(BasicTensor<T> t, Generator& gen, double mean, double stddev) {
+Tensor random_normal(Tensor t, Generator& gen, double mean, double stddev) {
   check_stddev("random_normal", mean, stddev, checked_shape("random_normal", t));
-  // Through T, as tg::randn does, so that both give the same values.
-  const T m = static_cast<T>(mean), s = static_cast<T>(stddev);
-  return fill(t, [&] { return gen.normal(m, s); });
+  // Drawn in double and rounded, as tg::randn does, so that both give the same values.
+  return fill("random_normal", t, [&] { return gen.normal(mean, stddev); });
 }
 
-template <class T>
-BasicTensor<T> random_uniform(BasicTensor<T> t, Generator& gen, double low, double high) {
+Tensor random_uniform(Tensor t, Generator& gen, double low, double high) {
   const Shape shape = checked_shape("random_uniform", t);
   check_finite("random_uniform", "low", low, shape);
   check_finite("random_uniform", "high", high, shape);
-  const T lo = static_cast<T>(low), hi = static_cast<T>(high);  // as tg::rand
-  if (!(lo < hi))
+  if (!(low < high))
     throw ValueError(prefix("random_uniform") + "low must be less than high, got low=" + num(low) +
                      ", high=" + num(high) + of_shape(shape));
-  return fill(t, [&] { return gen.uniform(lo, hi); });
+  // Drawn in double and rounded, as tg::rand does.
+  return fill("random_uniform", t, [&] { return gen.uniform(low, high); });
 }
 
-template <class T>
-BasicTensor<T> truncated_normal(BasicTensor<T> t, Generator& gen, double mean, double stddev) {
+Tensor truncated_normal(Tensor t, Generator& gen, double mean, double stddev) {
   check_stddev("truncated_normal", mean, stddev, checked_shape("truncated_normal", t));
-  return truncated_fill(t, gen, mean, stddev);
+  return truncated_fill("truncated_normal", t, gen, mean, stddev);
 }
 
 // ---- variance scaling ----------------------------------------------------------
 // Keras VarianceScaling: uniform limit sqrt(3·scale/fan), truncated normal
 // stddev sqrt(scale/fan) / 0.8796...; fan = fan_in or (fan_in + fan_out) / 2.
 
-template <class T>
-BasicTensor<T> glorot_uniform(BasicTensor<T> t, Generator& gen) {
+Tensor glorot_uniform(Tensor t, Generator& gen) {
   return scaled_uniform("glorot_uniform", t, gen, 1.0, false);  // sqrt(6 / (fan_in + fan_out))
 }
 
-template <class T>
-BasicTensor<T> glorot_normal(BasicTensor<T> t, Generator& gen) {
+Tensor glorot_normal(Tensor t, Generator& gen) {
   return scaled_normal("glorot_normal", t, gen, 1.0, false);  // sqrt(2 / (fan_in + fan_out)) / 0.8796
 }
 
-template <class T>
-BasicTensor<T> he_uniform(BasicTensor<T> t, Generator& gen) {
+Tensor he_uniform(Tensor t, Generator& gen) {
   return scaled_uniform("he_uniform", t, gen, 2.0, true);  // sqrt(6 / fan_in)
 }
 
-template <class T>
-BasicTensor<T> he_normal(BasicTensor<T> t, Generator& gen) {
+Tensor he_normal(Tensor t, Generator& gen) {
   return scaled_normal("he_normal", t, gen, 2.0, true);  // sqrt(2 / fan_in) / 0.8796
 }
 
-template <class T>
-BasicTensor<T> lecun_uniform(BasicTensor<T> t, Generator& gen) {
+Tensor lecun_uniform(Tensor t, Generator& gen) {
   return scaled_uniform("lecun_uniform", t, gen, 1.0, true);  // sqrt(3 / fan_in)
 }
 
-template <class T>
-BasicTensor<T> lecun_normal(BasicTensor<T> t, Generator& gen) {
+Tensor lecun_normal(Tensor t, Generator& gen) {
   return scaled_normal("lecun_normal", t, gen, 1.0, true);  // sqrt(1 / fan_in) / 0.8796
 }
 
 // ---- structured ----------------------------------------------------------------
 
-template <class T>
-BasicTensor<T> orthogonal(BasicTensor<T> t, Generator& gen, double gain) {
+Tensor orthogonal(Tensor t, Generator& gen, double gain) {
   const Shape shape = checked_shape("orthogonal", t);
   check_finite("orthogonal", "gain", gain, shape);
   if (shape.size() < 2)
@@ -249,81 +204,51 @@ BasicTensor<T> orthogonal(BasicTensor<T> t, Generator& gen, double gain) {
   if (t.numel() == 0) return t;
   const std::size_t rows = shape[0], cols = t.numel() / rows;
   const bool wide = rows < cols;
-  const std::size_t m = wide ? cols : rows, n = wide ? rows : cols;  // m >= n
-  // A (rows×cols) drawn row by row, stored as the m×n matrix (A or Aᵀ).
-  std::vector<double> a(m * n);
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t c = 0; c < cols; ++c) (wide ? a[c * n + r] : a[r * n + c]) = gen.normal();
-  const std::vector<double> q = sign_corrected_q(std::move(a), m, n);
-  T* out = t.data();
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t c = 0; c < cols; ++c)
-      out[r * cols + c] = static_cast<T>(gain * (wide ? q[c * n + r] : q[r * n + c]));
-  return t;
+  // A (rows×cols) drawn row by row; QR needs rows >= cols, so a wide A is
+  // factored as Aᵀ and its Q transposed back.
+  xt::xarray<double> a = xt::empty<double>({rows, cols});
+  for (double& x : a) x = gen.normal();
+  const xt::xarray<double> q =
+      wide ? xt::xarray<double>(xt::transpose(sign_corrected_q(xt::transpose(a)))) : sign_corrected_q(a);
+  auto next = q.begin();  // row-major, the order fill writes
+  return fill("orthogonal", t, [&] { return gain * *next++; });
 }
 
-template <class T>
-BasicTensor<T> identity(BasicTensor<T> t, double gain) {
+Tensor identity(Tensor t, double gain) {
   const Shape shape = checked_shape("identity", t);
   check_finite("identity", "gain", gain, shape);
   if (shape.size() != 2)
     throw ShapeError(prefix("identity") + "needs a 2-d tensor, got shape " + shape_str(shape));
-  T* p = t.data();
-  for (std::size_t i = 0; i < shape[0]; ++i)
-    for (std::size_t j = 0; j < shape[1]; ++j) *p++ = static_cast<T>(i == j ? gain : 0.0);
-  return t;
+  std::size_t k = 0;  // row-major: element k is (k / cols, k % cols)
+  return fill("identity", t, [&] {
+    const bool diagonal = k / shape[1] == k % shape[1];
+    ++k;
+    return diagonal ? gain : 0.0;
+  });
 }
 
-template <class T>
-BasicTensor<T> sobel_x(BasicTensor<T> t) {
+Tensor sobel_x(Tensor t) {
   static const double k[3][3] = {{-1, 0, 1}, {-2, 0, 2}, {-1, 0, 1}};
   return filter3x3("sobel_x", t, k);
 }
 
-template <class T>
-BasicTensor<T> sobel_y(BasicTensor<T> t) {
+Tensor sobel_y(Tensor t) {
   static const double k[3][3] = {{-1, -2, -1}, {0, 0, 0}, {1, 2, 1}};
   return filter3x3("sobel_y", t, k);
 }
 
-template <class T>
-BasicTensor<T> laplacian(BasicTensor<T> t) {
+Tensor laplacian(Tensor t) {
   static const double k[3][3] = {{0, 1, 0}, {1, -4, 1}, {0, 1, 0}};
   return filter3x3("laplacian", t, k);
 }
 
 // ---- PyTorch's layer default ---------------------------------------------------
 
-template <class T>
-BasicTensor<T> torch_default(BasicTensor<T> t, std::size_t fan_in, Generator& gen) {
+Tensor torch_default(Tensor t, std::size_t fan_in, Generator& gen) {
   const Shape shape = checked_shape("torch_default", t);
   if (fan_in == 0) throw ValueError(prefix("torch_default") + "fan_in must be positive, got 0" + of_shape(shape));
   const double bound = 1.0 / std::sqrt(double(fan_in));
-  const T lo = static_cast<T>(-bound), hi = static_cast<T>(bound);  // as nn::Linear and Conv2d
-  return fill(t, [&] { return gen.uniform(lo, hi); });
+  return fill("torch_default", t, [&] { return gen.uniform(-bound, bound); });
 }
-
-#define TG_INSTANTIATE(T)                                                              \
-  template BasicTensor<T> zeros<T>(BasicTensor<T>);                                    \
-  template BasicTensor<T> ones<T>(BasicTensor<T>);                                     \
-  template BasicTensor<T> constant<T>(BasicTensor<T>, double);                         \
-  template BasicTensor<T> random_normal<T>(BasicTensor<T>, Generator&, double, double);  \
-  template BasicTensor<T> random_uniform<T>(BasicTensor<T>, Generator&, double, double); \
-  template BasicTensor<T> truncated_normal<T>(BasicTensor<T>, Generator&, double, double); \
-  template BasicTensor<T> glorot_uniform<T>(BasicTensor<T>, Generator&);               \
-  template BasicTensor<T> glorot_normal<T>(BasicTensor<T>, Generator&);                \
-  template BasicTensor<T> he_uniform<T>(BasicTensor<T>, Generator&);                   \
-  template BasicTensor<T> he_normal<T>(BasicTensor<T>, Generator&);                    \
-  template BasicTensor<T> lecun_uniform<T>(BasicTensor<T>, Generator&);                \
-  template BasicTensor<T> lecun_normal<T>(BasicTensor<T>, Generator&);                 \
-  template BasicTensor<T> orthogonal<T>(BasicTensor<T>, Generator&, double);           \
-  template BasicTensor<T> identity<T>(BasicTensor<T>, double);                         \
-  template BasicTensor<T> sobel_x<T>(BasicTensor<T>);                                  \
-  template BasicTensor<T> sobel_y<T>(BasicTensor<T>);                                  \
-  template BasicTensor<T> laplacian<T>(BasicTensor<T>);                                \
-  template BasicTensor<T> torch_default<T>(BasicTensor<T>, std::size_t, Generator&);
-TG_INSTANTIATE(float)
-TG_INSTANTIATE(double)
-#undef TG_INSTANTIATE
 
 }  // namespace tg::nn::init

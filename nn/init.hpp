@@ -5,19 +5,25 @@
 //   tg::nn::init::zeros(layer.bias);
 //
 // A tensor is a handle, so every copy of it sees the new value; shape,
-// requires_grad and any gradient are left as they were. Changing a value that
-// a recorded op saved makes that op's gradient wrong (see tensor.hpp).
+// requires_grad and any gradient are left as they were.
+//
+// Any floating tensor (float32 or float64) can be filled. The values are written under NoGradGuard, so a parameter that
+// requires grad can be initialized; the write bumps the tensor's version, so
+// a backward through an op recorded before that reads the old value refuses
+// (AutogradError) instead of returning a wrong gradient. A strided view is
+// filled through its strides.
 //
 // Random initializers draw from the Generator element by element in row-major
 // order: the same seed gives the same values. Values are computed in double
-// and rounded to T. A tensor with no elements is left as it is (after its
-// arguments and number of dimensions are checked).
+// and rounded to the tensor's dtype. A tensor with no elements is left as it
+// is (after its arguments and number of dimensions are checked).
 //
 // Fans follow PyTorch's weight layouts: a 2-d weight is (out, in), a
 // convolution kernel is (out, in / groups, k...). Every failure throws a
 // tg::Error subclass whose message starts "init::<name>:" and names the shape:
 // ValueError for an undefined tensor or a bad number, ShapeError for a shape
-// the initializer cannot fill.
+// the initializer cannot fill, DtypeError for a tensor that is not float32 or
+// float64.
 #pragma once
 
 #include <cstddef>
@@ -41,78 +47,61 @@ std::pair<std::size_t, std::size_t> fans(const Shape& shape);
 // ---- constants -----------------------------------------------------------------
 
 // Every element = 0.
-template <class T>
-BasicTensor<T> zeros(BasicTensor<T> t);
+Tensor zeros(Tensor t);
 // Every element = 1.
-template <class T>
-BasicTensor<T> ones(BasicTensor<T> t);
+Tensor ones(Tensor t);
 // Every element = value.
-template <class T>
-BasicTensor<T> constant(BasicTensor<T> t, double value);
+Tensor constant(Tensor t, double value);
 
 // ---- plain distributions -------------------------------------------------------
 
-// N(mean, stddev²); stddev > 0. Same values as tg::randn<T>(shape, gen, mean, stddev).
-template <class T>
-BasicTensor<T> random_normal(BasicTensor<T> t, Generator& gen, double mean = 0.0, double stddev = 0.05);
-// U[low, high); low < high. Same values as tg::rand<T>(shape, gen, low, high).
-template <class T>
-BasicTensor<T> random_uniform(BasicTensor<T> t, Generator& gen, double low = -0.05, double high = 0.05);
+// N(mean, stddev²); stddev > 0. Same values as tg::randn(shape, gen, mean, stddev, t.dtype()).
+Tensor random_normal(Tensor t, Generator& gen, double mean = 0.0, double stddev = 0.05);
+// U[low, high); low < high. Same values as tg::rand(shape, gen, low, high, t.dtype()).
+Tensor random_uniform(Tensor t, Generator& gen, double low = -0.05, double high = 0.05);
 // N(mean, stddev²) with draws beyond mean ± 2·stddev redrawn (variance ≈ 0.7737·stddev²).
-template <class T>
-BasicTensor<T> truncated_normal(BasicTensor<T> t, Generator& gen, double mean = 0.0, double stddev = 0.05);
+Tensor truncated_normal(Tensor t, Generator& gen, double mean = 0.0, double stddev = 0.05);
 
 // ---- variance scaling (Keras names; at least 2 dimensions) ---------------------
 
 // U[-l, l), l = sqrt(6 / (fan_in + fan_out)).
-template <class T>
-BasicTensor<T> glorot_uniform(BasicTensor<T> t, Generator& gen);
+Tensor glorot_uniform(Tensor t, Generator& gen);
 // truncated_normal(0, sqrt(2 / (fan_in + fan_out)) / 0.8796...): variance 2 / (fan_in + fan_out).
-template <class T>
-BasicTensor<T> glorot_normal(BasicTensor<T> t, Generator& gen);
+Tensor glorot_normal(Tensor t, Generator& gen);
 // U[-l, l), l = sqrt(6 / fan_in).
-template <class T>
-BasicTensor<T> he_uniform(BasicTensor<T> t, Generator& gen);
+Tensor he_uniform(Tensor t, Generator& gen);
 // truncated_normal(0, sqrt(2 / fan_in) / 0.8796...): variance 2 / fan_in.
-template <class T>
-BasicTensor<T> he_normal(BasicTensor<T> t, Generator& gen);
+Tensor he_normal(Tensor t, Generator& gen);
 // U[-l, l), l = sqrt(3 / fan_in).
-template <class T>
-BasicTensor<T> lecun_uniform(BasicTensor<T> t, Generator& gen);
+Tensor lecun_uniform(Tensor t, Generator& gen);
 // truncated_normal(0, sqrt(1 / fan_in) / 0.8796...): variance 1 / fan_in.
-template <class T>
-BasicTensor<T> lecun_normal(BasicTensor<T> t, Generator& gen);
+Tensor lecun_normal(Tensor t, Generator& gen);
 
 // ---- structured ----------------------------------------------------------------
 
 // W = gain · Q, viewed as (rows = shape[0], cols = product of the rest): A is
 // drawn N(0, 1) row by row as (rows, cols) and transposed if rows < cols; A = QR
-// (Householder, reduced); Q's columns are multiplied by sign(R_jj) (sign(0) = +1)
-// so that R's diagonal is positive; Q is transposed back if it was. Then
+// (LAPACK through xtensor-blas, reduced); Q's columns are multiplied by
+// sign(R_jj) (sign(0) = +1), as torch does, so that R's diagonal is positive
+// and Q is uniformly distributed (Haar); Q is transposed back if it was. Then
 // W·Wᵀ = gain²·I when rows <= cols, Wᵀ·W = gain²·I otherwise. At least 2 dimensions.
-template <class T>
-BasicTensor<T> orthogonal(BasicTensor<T> t, Generator& gen, double gain = 1.0);
+Tensor orthogonal(Tensor t, Generator& gen, double gain = 1.0);
 // W[i][j] = gain if i == j else 0; 2-d only, need not be square.
-template <class T>
-BasicTensor<T> identity(BasicTensor<T> t, double gain = 1.0);
+Tensor identity(Tensor t, double gain = 1.0);
 
 // Fixed 3×3 filters for a kernel of shape (out, in, 3, 3): every (o, i) slice is the filter.
 // [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]: d/dw (a cross-correlation gives +8 on the image w).
-template <class T>
-BasicTensor<T> sobel_x(BasicTensor<T> t);
+Tensor sobel_x(Tensor t);
 // [[-1, -2, -1], [0, 0, 0], [1, 2, 1]] (sobel_x transposed): d/dh.
-template <class T>
-BasicTensor<T> sobel_y(BasicTensor<T> t);
+Tensor sobel_y(Tensor t);
 // [[0, 1, 0], [1, -4, 1], [0, 1, 0]]: the 5-point Laplacian.
-template <class T>
-BasicTensor<T> laplacian(BasicTensor<T> t);
+Tensor laplacian(Tensor t);
 
 // ---- PyTorch's layer default ---------------------------------------------------
 
 // U[-b, b), b = 1 / sqrt(fan_in): nn.Linear and nn.Conv2d weight and bias
 // (kaiming_uniform with a = √5 reduces to it); fan_in > 0. Draws exactly what
 // tg::nn::Linear and Conv2d draw.
-template <class T>
-BasicTensor<T> torch_default(BasicTensor<T> t, std::size_t fan_in, Generator& gen);
+Tensor torch_default(Tensor t, std::size_t fan_in, Generator& gen);
 
 }  // namespace tg::nn::init

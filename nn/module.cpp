@@ -25,8 +25,13 @@ std::string join(const std::string& prefix, const std::string& name) {
 
 }  // namespace
 
-template <class T>
-BasicTensor<T> BasicModule<T>::operator()(const Tensor& x) {
+Module::~Module() {
+  // A child that outlives this module must not name its tensors through it.
+  for (auto& [name, child] : children_)
+    if (child->parent_ == this) child->parent_ = nullptr;
+}
+
+Tensor Module::operator()(const Tensor& x) {
   Tensor y = forward(x);
   if (summary_calls) summary_calls->push_back({this, y.shape()});
   return y;
@@ -34,8 +39,7 @@ BasicTensor<T> BasicModule<T>::operator()(const Tensor& x) {
 
 // ---- registration ----------------------------------------------------------
 
-template <class T>
-void BasicModule<T>::check_new_name(const std::string& name) const {
+void Module::check_new_name(const std::string& name) const {
   if (name.empty() || name.find('.') != std::string::npos)
     throw ValueError("register: name \"" + name + "\" must be non-empty and contain no '.'");
   auto taken = [&](const auto& list) {
@@ -45,32 +49,58 @@ void BasicModule<T>::check_new_name(const std::string& name) const {
     throw ValueError("register: \"" + name + "\" is already registered in " + type_name());
 }
 
-template <class T>
-BasicTensor<T>& BasicModule<T>::register_parameter(std::string name, Tensor value, bool requires_grad) {
+Tensor& Module::register_parameter(std::string name, Tensor value, bool requires_grad) {
   check_new_name(name);
   value.requires_grad_(requires_grad);
+  value.set_name(join(path(), name));
   parameters_.emplace_back(std::move(name), std::make_unique<Tensor>(std::move(value)));
   return *parameters_.back().second;
 }
 
-template <class T>
-BasicTensor<T>& BasicModule<T>::register_buffer(std::string name, Tensor value) {
+Tensor& Module::register_buffer(std::string name, Tensor value) {
   check_new_name(name);
+  TG_CHECK(value.defined(), ValueError, "register_buffer: \"" << name << "\" is an undefined tensor");
+  value.set_name(join(path(), name));
   buffers_.emplace_back(std::move(name), std::make_unique<Tensor>(std::move(value)));
   return *buffers_.back().second;
 }
 
-template <class T>
-void BasicModule<T>::add_child(std::string name, std::shared_ptr<BasicModule> module) {
+void Module::add_child(std::string name, std::shared_ptr<Module> module) {
   check_new_name(name);
   if (!module) throw ValueError("register_module: \"" + name + "\" is null");
+  // Adopting a module that contains this one would make the tree a cycle:
+  // every walk of it (parameters, forward, printing) would never end.
+  TG_CHECK(!module->contains(this), ValueError,
+           "register_module: cannot add \"" << name << "\" (" << module->type_name() << ") to this "
+               << type_name() << ": it " << (module.get() == this ? "is" : "contains")
+               << " this " << type_name() << ", and a module cannot contain itself");
+  module->parent_ = this;
+  module->name_in_parent_ = name;
+  module->rename_tensors(join(path(), name));
   children_.emplace_back(std::move(name), std::move(module));
+}
+
+bool Module::contains(const Module* target) const {
+  if (this == target) return true;
+  return std::any_of(children_.begin(), children_.end(),
+                     [&](const auto& child) { return child.second->contains(target); });
+}
+
+std::string Module::path() const {
+  std::string p;
+  for (const Module* m = this; m->parent_; m = m->parent_)
+    p = p.empty() ? m->name_in_parent_ : m->name_in_parent_ + "." + p;
+  return p;
+}
+
+void Module::rename_tensors(const std::string& prefix) {
+  for (auto& [name, t] : named_parameters()) t.set_name(join(prefix, name));  // handles: the name is shared
+  for (auto& [name, t] : named_buffers()) t.set_name(join(prefix, name));
 }
 
 // ---- the tree ----------------------------------------------------------------
 
-template <class T>
-auto BasicModule<T>::named_parameters(bool recurse) const -> Named<Tensor> {
+auto Module::named_parameters(bool recurse) const -> Named<Tensor> {
   Named<Tensor> out;
   for (const auto& [name, p] : parameters_) out.emplace_back(name, *p);
   if (recurse)
@@ -79,15 +109,13 @@ auto BasicModule<T>::named_parameters(bool recurse) const -> Named<Tensor> {
   return out;
 }
 
-template <class T>
-std::vector<BasicTensor<T>> BasicModule<T>::parameters(bool recurse) const {
+std::vector<Tensor> Module::parameters(bool recurse) const {
   std::vector<Tensor> out;
   for (auto& named : named_parameters(recurse)) out.push_back(named.second);
   return out;
 }
 
-template <class T>
-auto BasicModule<T>::named_buffers(bool recurse) const -> Named<Tensor> {
+auto Module::named_buffers(bool recurse) const -> Named<Tensor> {
   Named<Tensor> out;
   for (const auto& [name, b] : buffers_) out.emplace_back(name, *b);
   if (recurse)
@@ -96,8 +124,7 @@ auto BasicModule<T>::named_buffers(bool recurse) const -> Named<Tensor> {
   return out;
 }
 
-template <class T>
-BasicTensor<T>& BasicModule<T>::find(const std::string& dotted_name) {
+Tensor& Module::find(const std::string& dotted_name) {
   const auto dot = dotted_name.find('.');
   if (dot == std::string::npos) {
     for (auto& list : {&parameters_, &buffers_})
@@ -111,22 +138,32 @@ BasicTensor<T>& BasicModule<T>::find(const std::string& dotted_name) {
   throw ValueError(type_name() + ": no parameter or buffer named \"" + dotted_name + "\"");
 }
 
+// ---- dtype -----------------------------------------------------------------------
+
+Module& Module::to(Dtype dtype) {
+  TG_CHECK(is_floating(dtype), DtypeError,
+           type_name() << ".to: a module converts to float32 or float64, not " << dtype_name(dtype));
+  auto convert = [dtype](Tensor t) {  // a handle: set_data changes the registered tensor
+    if (is_floating(t.dtype()) && t.dtype() != dtype) t.set_data(t.detach().to(dtype));
+  };
+  for (auto& named : named_parameters()) convert(named.second);
+  for (auto& named : named_buffers()) convert(named.second);
+  return *this;
+}
+
 // ---- training state ------------------------------------------------------------
 
-template <class T>
-void BasicModule<T>::train(bool on) {
+void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);
 }
 
-template <class T>
-void BasicModule<T>::zero_grad() {
-  for (auto& [name, p] : parameters_) p->zero_grad();
-  for (auto& [name, child] : children_) child->zero_grad();
+void Module::zero_grad(bool set_to_none) {
+  for (auto& [name, p] : parameters_) p->zero_grad(set_to_none);
+  for (auto& [name, child] : children_) child->zero_grad(set_to_none);
 }
 
-template <class T>
-void BasicModule<T>::set_requires_grad(const std::string& name, bool on) {
+void Module::set_requires_grad(const std::string& name, bool on) {
   bool found = name.empty();
   for (auto& [full, p] : named_parameters()) {
     if (name.empty() || full == name || full.rfind(name + ".", 0) == 0) {
@@ -139,15 +176,13 @@ void BasicModule<T>::set_requires_grad(const std::string& name, bool on) {
                      "\" in " + type_name());
 }
 
-template <class T>
-std::size_t BasicModule<T>::num_parameters() const {
+std::size_t Module::num_parameters() const {
   std::size_t n = 0;
   for (const auto& named : named_parameters()) n += named.second.numel();
   return n;
 }
 
-template <class T>
-std::size_t BasicModule<T>::num_trainable_parameters() const {
+std::size_t Module::num_trainable_parameters() const {
   std::size_t n = 0;
   for (const auto& named : named_parameters())
     if (named.second.requires_grad()) n += named.second.numel();
@@ -156,19 +191,22 @@ std::size_t BasicModule<T>::num_trainable_parameters() const {
 
 // ---- summary -------------------------------------------------------------------
 
-template <class T>
-std::string BasicModule<T>::summary(const Shape& input_shape) {
+std::string Module::summary(const Shape& input_shape) {
   // Dotted path of every module in the tree, to name the calls.
   std::map<const void*, std::string> paths;
-  std::map<const void*, const BasicModule*> modules;
-  std::vector<std::pair<std::string, const BasicModule*>> stack{{"", this}};
+  std::map<const void*, const Module*> modules;
+  std::vector<std::pair<std::string, const Module*>> stack{{"", this}};
   while (!stack.empty()) {
-    auto [path, m] = stack.back();
+    auto [where, m] = stack.back();
     stack.pop_back();
-    paths[m] = path;
+    paths[m] = where;
     modules[m] = m;
-    for (const auto& [name, child] : m->children_) stack.emplace_back(join(path, name), child.get());
+    for (const auto& [name, child] : m->children_) stack.emplace_back(join(where, name), child.get());
   }
+  // The input in the model's dtype (after to(kFloat64), double), float32 by default.
+  Dtype dtype = kFloat32;
+  const auto params = parameters();
+  if (!params.empty()) dtype = params.front().dtype();
   std::vector<CallRecord> calls;
   {
     NoGradGuard no_grad;
@@ -177,7 +215,7 @@ std::string BasicModule<T>::summary(const Shape& input_shape) {
       ~Swap() { summary_calls = outer; }
     } swap;
     summary_calls = &calls;
-    (*this)(Tensor(xt::xarray<T>(xt::zeros<T>(input_shape))));
+    (*this)(zeros(input_shape, dtype));
   }
 
   std::vector<std::vector<std::string>> rows;
@@ -186,7 +224,7 @@ std::string BasicModule<T>::summary(const Shape& input_shape) {
     if (found == modules.end())
       throw ValueError(type_name() + ".summary: forward called a module that is not registered"
                        " (register it with register_module so it has a name)");
-    const BasicModule* m = found->second;
+    const Module* m = found->second;
     if (!m->children_.empty() && m->parameters_.empty()) continue;  // a container: its layers have rows
     std::size_t own = 0, trainable = 0;
     for (const auto& [name, p] : m->parameters_) {
@@ -226,8 +264,7 @@ std::string BasicModule<T>::summary(const Shape& input_shape) {
 
 namespace {
 
-template <class T>
-void print_tree(std::ostream& os, const BasicModule<T>& m, const std::string& indent) {
+void print_tree(std::ostream& os, const Module& m, const std::string& indent) {
   os << m.type_name() << '(' << m.describe();
   const auto children = m.named_children();
   if (children.empty()) {
@@ -245,15 +282,10 @@ void print_tree(std::ostream& os, const BasicModule<T>& m, const std::string& in
 
 }  // namespace
 
-template <class T>
-std::ostream& operator<<(std::ostream& os, const BasicModule<T>& module) {
+std::ostream& operator<<(std::ostream& os, const Module& module) {
   print_tree(os, module, "");
   return os;
 }
 
-template class BasicModule<float>;
-template class BasicModule<double>;
-template std::ostream& operator<< <float>(std::ostream&, const BasicModule<float>&);
-template std::ostream& operator<< <double>(std::ostream&, const BasicModule<double>&);
 
 }  // namespace tg::nn

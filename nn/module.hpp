@@ -8,8 +8,9 @@
 //     tg::Tensor forward(const tg::Tensor& x) override { return (*fc2)(tg::relu((*fc1)(x))); }
 //   };
 //
-// BasicModule<T> is the template; Module (float) and DModule (double, for
-// gradient checks) are what code names, as Tensor and DTensor.
+// Parameters and buffers carry their dotted path as the tensor's name
+// ("features.0.weight"), so the tape's printout names them. A float32 model
+// is gradient-checked by converting it: net.to(tg::kFloat64).
 #pragma once
 
 #include <cstddef>
@@ -23,17 +24,15 @@
 
 namespace tg::nn {
 
-template <class T>
-class BasicModule {
+class Module {
  public:
-  using Tensor = BasicTensor<T>;
   template <class V>
   using Named = std::vector<std::pair<std::string, V>>;
 
-  virtual ~BasicModule() = default;
-  BasicModule() = default;
-  BasicModule(const BasicModule&) = delete;
-  BasicModule& operator=(const BasicModule&) = delete;
+  virtual ~Module();
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
 
   virtual Tensor forward(const Tensor& x) = 0;
   // forward, plus what summary() needs to see each module's output.
@@ -49,15 +48,24 @@ class BasicModule {
   Named<Tensor> named_parameters(bool recurse = true) const;
   std::vector<Tensor> parameters(bool recurse = true) const;
   Named<Tensor> named_buffers(bool recurse = true) const;  // running statistics etc.
-  Named<std::shared_ptr<BasicModule>> named_children() const { return children_; }
+  Named<std::shared_ptr<Module>> named_children() const { return children_; }
   // The parameter or buffer with this dotted name; throws naming it if absent.
   Tensor& find(const std::string& dotted_name);
+
+  // ---- dtype ----
+  // Converts every floating parameter and buffer, recursively, to `dtype`
+  // (float32 or float64) in place: every handle to them (layer members,
+  // parameter lists) sees the new values. requires_grad is kept, gradients
+  // are dropped; integer buffers (num_batches_tracked) are left as they are.
+  Module& to(Dtype dtype);
 
   // ---- training state ----
   virtual void train(bool on = true);  // recursive
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  void zero_grad();
+  // Each parameter's zero_grad: drops the gradient (set_to_none, the
+  // default) or zeroes it in place.
+  void zero_grad(bool set_to_none = true);
 
   // Frozen parameters have requires_grad == false: no op that reads only
   // frozen parameters and data is recorded, and optimizers skip them.
@@ -73,12 +81,18 @@ class BasicModule {
   // A Keras-style table for an input of `input_shape`: one row per module
   // called (in call order), its output shape, its own parameter count and
   // how many of those are trainable, then the totals. Runs one forward pass
-  // on zeros without recording.
+  // on zeros (of the first parameter's dtype, float32 without parameters)
+  // without recording.
   std::string summary(const Shape& input_shape);
 
  protected:
+  // The tensor is named after its dotted path from the outermost module it
+  // has been registered in so far.
   Tensor& register_parameter(std::string name, Tensor value, bool requires_grad = true);
   Tensor& register_buffer(std::string name, Tensor value);
+  // Adopts `module` as a child: its tensors' names get this module's path
+  // prefixed. ValueError when the child already contains this module (a
+  // module cannot be its own descendant).
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
     add_child(std::move(name), module);
@@ -86,22 +100,25 @@ class BasicModule {
   }
 
  private:
-  void add_child(std::string name, std::shared_ptr<BasicModule> module);
+  void add_child(std::string name, std::shared_ptr<Module> module);
   void check_new_name(const std::string& name) const;
   void set_requires_grad(const std::string& name, bool on);
+  bool contains(const Module* target) const;  // target is this module or below it
+  std::string path() const;                   // dotted, from the outermost parent
+  void rename_tensors(const std::string& prefix);
 
   // unique_ptr: the addresses handed out by register_* stay valid.
   Named<std::unique_ptr<Tensor>> parameters_;
   Named<std::unique_ptr<Tensor>> buffers_;
-  Named<std::shared_ptr<BasicModule>> children_;
+  Named<std::shared_ptr<Module>> children_;
+  // The module that adopted this one last, and under which name: only to name
+  // tensors registered later. Cleared when that parent is destroyed.
+  Module* parent_ = nullptr;
+  std::string name_in_parent_;
   bool training_ = true;
 };
 
-using Module = BasicModule<float>;
-using DModule = BasicModule<double>;
-
 // "Linear(in=784, out=10)" and, for containers, their children indented.
-template <class T>
-std::ostream& operator<<(std::ostream& os, const BasicModule<T>& module);
+std::ostream& operator<<(std::ostream& os, const Module& module);
 
 }  // namespace tg::nn

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "../core/tape.hpp"
+
 namespace tg::optim {
 
 namespace {
@@ -31,30 +33,20 @@ T lerp(T self, T end, T weight) {
 
 }  // namespace
 
-// ---- OptimizerBase ---------------------------------------------------------
+// ---- Optimizer -------------------------------------------------------------
 
-OptimizerBase::OptimizerBase(std::string name, double lr) : name_(std::move(name)) { set_lr(lr); }
-
-void OptimizerBase::set_lr(double lr) {
-  check(0.0 <= lr, "learning rate", lr, ">= 0");
-  lr_ = lr;
-}
-
-void OptimizerBase::check(bool ok, const char* what, double value, const char* rule) const {
-  check_value(name_, ok, what, value, rule);
-}
-
-// ---- BasicOptimizer --------------------------------------------------------
-
-template <class T>
-BasicOptimizer<T>::BasicOptimizer(std::string name, std::vector<Tensor> params, double lr)
-    : OptimizerBase(std::move(name), lr), params_(std::move(params)) {
-  if (params_.empty()) throw ValueError(this->name() + ": got an empty parameter list");
+Optimizer::Optimizer(std::string name, std::vector<Tensor> params, double lr)
+    : name_(std::move(name)), params_(std::move(params)) {
+  set_lr(lr);
+  if (params_.empty()) throw ValueError(name_ + ": got an empty parameter list");
   std::unordered_set<const void*> seen;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
-    const std::string which = this->name() + ": parameter " + std::to_string(i);
+    const std::string which = name_ + ": parameter " + std::to_string(i);
     if (!p.defined()) throw ValueError(which + " is undefined (it holds no value)");
+    TG_CHECK(is_floating(p.dtype()), DtypeError,
+             which << " of shape " << shape_str(p.shape()) << " holds " << dtype_name(p.dtype())
+                   << " elements; only float32 and float64 tensors can be optimized");
     if (!p.is_leaf())
       throw ValueError(which + " of shape " + shape_str(p.shape()) +
                        " is not a leaf (a recorded op produced it); only leaves can be optimized");
@@ -63,48 +55,63 @@ BasicOptimizer<T>::BasicOptimizer(std::string name, std::vector<Tensor> params, 
   }
   steps_.assign(params_.size(), 0);
   state_shapes_.resize(params_.size());
+  state_dtypes_.resize(params_.size());
 }
 
-template <class T>
-void BasicOptimizer<T>::step() {
+void Optimizer::set_lr(double lr) {
+  check(0.0 <= lr, "learning rate", lr, ">= 0");
+  lr_ = lr;
+}
+
+void Optimizer::check(bool ok, const char* what, double value, const char* rule) const {
+  check_value(name_, ok, what, value, rule);
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;  // updates are not ops of any graph
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     if (!p.requires_grad()) continue;  // frozen
-    Tensor g = p.grad();
+    const Tensor g = p.grad();
     if (!g.defined()) continue;  // no gradient reached it
-    const Shape shape = p.shape();
-    if (g.shape() != shape)
-      throw ShapeError(name() + ": parameter " + std::to_string(i) + " has shape " + shape_str(shape) +
-                       " but its gradient " + shape_str(g.shape()));
+    const std::string which = name_ + ": parameter " + std::to_string(i);
+    const Shape& shape = p.shape();
+    TG_CHECK(g.shape() == shape, ShapeError,
+             which << " has shape " << shape_str(shape) << " but its gradient " << shape_str(g.shape()));
+    TG_CHECK(g.dtype() == p.dtype(), DtypeError,
+             which << " is " << dtype_name(p.dtype()) << " but its gradient " << dtype_name(g.dtype()));
     if (steps_[i] == 0) {
       state_shapes_[i] = shape;
-    } else if (state_shapes_[i] != shape) {
-      throw ShapeError(name() + ": parameter " + std::to_string(i) + " changed shape from " +
-                       shape_str(state_shapes_[i]) + " to " + shape_str(shape) +
-                       " since its last update; its optimizer state no longer fits");
+      state_dtypes_[i] = p.dtype();
+    } else {
+      TG_CHECK(state_shapes_[i] == shape, ShapeError,
+               which << " changed shape from " << shape_str(state_shapes_[i]) << " to " << shape_str(shape)
+                     << " since its last update; its optimizer state no longer fits");
+      TG_CHECK(state_dtypes_[i] == p.dtype(), DtypeError,
+               which << " changed dtype from " << dtype_name(state_dtypes_[i]) << " to " << dtype_name(p.dtype())
+                     << " since its last update; its optimizer state no longer fits"
+                        " (convert a model before creating its optimizer)");
     }
     ++steps_[i];
-    update(i, steps_[i], p.data(), g.data(), p.numel());
+    update(i, steps_[i], p, g.contiguous());
   }
 }
 
-template <class T>
-void BasicOptimizer<T>::zero_grad() {
-  for (Tensor& p : params_) p.zero_grad();
+void Optimizer::zero_grad(bool set_to_none) {
+  for (Tensor& p : params_) p.zero_grad(set_to_none);
 }
 
 // ---- SGD -------------------------------------------------------------------
 
-template <class T>
-BasicSGD<T>::BasicSGD(std::vector<Tensor> params, double lr, double momentum, double dampening, double weight_decay,
-                      bool nesterov)
-    : BasicOptimizer<T>("SGD", std::move(params), lr),
+SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double dampening, double weight_decay,
+         bool nesterov)
+    : Optimizer("SGD", std::move(params), lr),
       momentum_(momentum),
       dampening_(dampening),
       weight_decay_(weight_decay),
       nesterov_(nesterov) {
-  this->check(0.0 <= momentum, "momentum", momentum, ">= 0");
-  this->check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
+  check(0.0 <= momentum, "momentum", momentum, ">= 0");
+  check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
   if (nesterov && (momentum <= 0.0 || dampening != 0.0))
     throw ValueError("SGD: nesterov momentum requires momentum > 0 and dampening 0, got momentum " + num(momentum) +
                      " and dampening " + num(dampening));
@@ -112,7 +119,10 @@ BasicSGD<T>::BasicSGD(std::vector<Tensor> params, double lr, double momentum, do
 }
 
 template <class T>
-void BasicSGD<T>::update(std::size_t index, std::int64_t step, T* value, const T* grad, std::size_t n) {
+void SGD::update_as(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad_tensor) {
+  T* value = param.mutable_data<T>();
+  const T* grad = grad_tensor.data<T>();
+  const std::size_t n = param.numel();
   const T lr = T(this->lr()), wd = T(weight_decay_), momentum = T(momentum_), keep = T(1.0 - dampening_);
   const bool decay = weight_decay_ != 0.0;
   if (momentum_ == 0.0) {
@@ -123,9 +133,10 @@ void BasicSGD<T>::update(std::size_t index, std::int64_t step, T* value, const T
     }
     return;
   }
-  std::vector<T>& buf = momentum_buffers_[index];
+  Tensor& buffer = momentum_buffers_[index];
   const bool first = step == 1;  // the buffer starts as the gradient itself, undamped
-  if (first) buf.assign(n, T(0));
+  if (first) buffer = zeros(param.shape(), param.dtype());
+  T* buf = buffer.mutable_data<T>();
   for (std::size_t i = 0; i < n; ++i) {
     T g = grad[i];
     if (decay) g += wd * value[i];
@@ -135,33 +146,41 @@ void BasicSGD<T>::update(std::size_t index, std::int64_t step, T* value, const T
   }
 }
 
+void SGD::update(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad) {
+  visit_floating("SGD", param.dtype(), [&](auto tag) {
+    update_as<typename decltype(tag)::type>(index, step, param, grad);
+  });
+}
+
 // ---- Adam and AdamW --------------------------------------------------------
 
-template <class T>
-BasicAdam<T>::BasicAdam(const char* name, bool decoupled, std::vector<Tensor> params, double lr, double beta1,
-                        double beta2, double eps, double weight_decay)
-    : BasicOptimizer<T>(name, std::move(params), lr),
+Adam::Adam(const char* name, bool decoupled, std::vector<Tensor> params, double lr, double beta1, double beta2,
+           double eps, double weight_decay)
+    : Optimizer(name, std::move(params), lr),
       beta1_(beta1),
       beta2_(beta2),
       eps_(eps),
       weight_decay_(weight_decay),
       decoupled_(decoupled) {
-  this->check(0.0 <= eps, "eps", eps, ">= 0");
-  this->check(0.0 <= beta1 && beta1 < 1.0, "beta1", beta1, "in [0, 1)");
-  this->check(0.0 <= beta2 && beta2 < 1.0, "beta2", beta2, "in [0, 1)");
-  this->check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
+  check(0.0 <= eps, "eps", eps, ">= 0");
+  check(0.0 <= beta1 && beta1 < 1.0, "beta1", beta1, "in [0, 1)");
+  check(0.0 <= beta2 && beta2 < 1.0, "beta2", beta2, "in [0, 1)");
+  check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
   exp_avg_.resize(this->params().size());
   exp_avg_sq_.resize(this->params().size());
 }
 
 template <class T>
-void BasicAdam<T>::update(std::size_t index, std::int64_t step, T* value, const T* grad, std::size_t n) {
-  std::vector<T>& m = exp_avg_[index];
-  std::vector<T>& v = exp_avg_sq_[index];
+void Adam::update_as(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad_tensor) {
+  T* value = param.mutable_data<T>();
+  const T* grad = grad_tensor.data<T>();
+  const std::size_t n = param.numel();
   if (step == 1) {
-    m.assign(n, T(0));
-    v.assign(n, T(0));
+    exp_avg_[index] = zeros(param.shape(), param.dtype());
+    exp_avg_sq_[index] = zeros(param.shape(), param.dtype());
   }
+  T* m = exp_avg_[index].mutable_data<T>();
+  T* v = exp_avg_sq_[index].mutable_data<T>();
   const double lr = this->lr();
   const double t = double(step);
   const T step_size = T(lr / (1.0 - std::pow(beta1_, t)));
@@ -180,37 +199,45 @@ void BasicAdam<T>::update(std::size_t index, std::int64_t step, T* value, const 
   }
 }
 
+void Adam::update(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad) {
+  visit_floating(name().c_str(), param.dtype(), [&](auto tag) {
+    update_as<typename decltype(tag)::type>(index, step, param, grad);
+  });
+}
+
 // ---- RMSprop ---------------------------------------------------------------
 
-template <class T>
-BasicRMSprop<T>::BasicRMSprop(std::vector<Tensor> params, double lr, double alpha, double eps, double weight_decay,
-                              double momentum, bool centered)
-    : BasicOptimizer<T>("RMSprop", std::move(params), lr),
+RMSprop::RMSprop(std::vector<Tensor> params, double lr, double alpha, double eps, double weight_decay,
+                 double momentum, bool centered)
+    : Optimizer("RMSprop", std::move(params), lr),
       alpha_(alpha),
       eps_(eps),
       weight_decay_(weight_decay),
       momentum_(momentum),
       centered_(centered) {
-  this->check(0.0 <= eps, "eps", eps, ">= 0");
-  this->check(0.0 <= momentum, "momentum", momentum, ">= 0");
-  this->check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
-  this->check(0.0 <= alpha, "alpha", alpha, ">= 0");
+  check(0.0 <= eps, "eps", eps, ">= 0");
+  check(0.0 <= momentum, "momentum", momentum, ">= 0");
+  check(0.0 <= weight_decay, "weight_decay", weight_decay, ">= 0");
+  check(0.0 <= alpha, "alpha", alpha, ">= 0");
   square_avg_.resize(this->params().size());
   grad_avg_.resize(this->params().size());
   momentum_buffers_.resize(this->params().size());
 }
 
 template <class T>
-void BasicRMSprop<T>::update(std::size_t index, std::int64_t step, T* value, const T* grad, std::size_t n) {
-  std::vector<T>& s = square_avg_[index];
-  std::vector<T>& a = grad_avg_[index];
-  std::vector<T>& b = momentum_buffers_[index];
+void RMSprop::update_as(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad_tensor) {
+  T* value = param.mutable_data<T>();
+  const T* grad = grad_tensor.data<T>();
+  const std::size_t n = param.numel();
   const bool with_momentum = momentum_ > 0.0;
   if (step == 1) {
-    s.assign(n, T(0));
-    if (centered_) a.assign(n, T(0));
-    if (with_momentum) b.assign(n, T(0));
+    square_avg_[index] = zeros(param.shape(), param.dtype());
+    if (centered_) grad_avg_[index] = zeros(param.shape(), param.dtype());
+    if (with_momentum) momentum_buffers_[index] = zeros(param.shape(), param.dtype());
   }
+  T* s = square_avg_[index].mutable_data<T>();
+  T* a = centered_ ? grad_avg_[index].mutable_data<T>() : nullptr;
+  T* b = with_momentum ? momentum_buffers_[index].mutable_data<T>() : nullptr;
   const T lr = T(this->lr()), alpha = T(alpha_), w = T(1.0 - alpha_), eps = T(eps_), wd = T(weight_decay_),
           momentum = T(momentum_);
   const bool decay = weight_decay_ != 0.0;
@@ -235,9 +262,15 @@ void BasicRMSprop<T>::update(std::size_t index, std::int64_t step, T* value, con
   }
 }
 
+void RMSprop::update(std::size_t index, std::int64_t step, Tensor& param, const Tensor& grad) {
+  visit_floating("RMSprop", param.dtype(), [&](auto tag) {
+    update_as<typename decltype(tag)::type>(index, step, param, grad);
+  });
+}
+
 // ---- schedulers ------------------------------------------------------------
 
-LRScheduler::LRScheduler(OptimizerBase& optimizer)
+LRScheduler::LRScheduler(Optimizer& optimizer)
     : optimizer_(optimizer), base_lr_(optimizer.lr()), last_lr_(optimizer.lr()) {}
 
 void LRScheduler::step() {
@@ -247,7 +280,7 @@ void LRScheduler::step() {
   last_lr_ = lr;
 }
 
-StepLR::StepLR(OptimizerBase& optimizer, std::int64_t step_size, double gamma)
+StepLR::StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma)
     : LRScheduler(optimizer), step_size_(step_size), gamma_(gamma) {
   if (step_size <= 0)
     throw ValueError("StepLR: invalid step_size " + std::to_string(step_size) + " (must be > 0)");
@@ -258,7 +291,7 @@ double StepLR::lr_at(std::int64_t epoch, double current) const {
   return epoch % step_size_ == 0 ? current * gamma_ : current;
 }
 
-CosineAnnealingLR::CosineAnnealingLR(OptimizerBase& optimizer, std::int64_t T_max, double eta_min)
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min)
     : LRScheduler(optimizer), T_max_(T_max), eta_min_(eta_min) {
   if (T_max <= 0) throw ValueError("CosineAnnealingLR: invalid T_max " + std::to_string(T_max) + " (must be > 0)");
   check_value("CosineAnnealingLR", 0.0 <= eta_min, "eta_min", eta_min, ">= 0");
@@ -271,46 +304,28 @@ double CosineAnnealingLR::lr_at(std::int64_t epoch, double) const {
 
 // ---- clipping --------------------------------------------------------------
 
-template <class T>
-double clip_grad_norm(const std::vector<BasicTensor<T>>& params, double max_norm) {
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   check_value("clip_grad_norm", 0.0 <= max_norm, "max_norm", max_norm, ">= 0");
-  std::vector<BasicTensor<T>> grads;
+  NoGradGuard no_grad;  // scaling gradients is no op of any graph
+  std::vector<Tensor> grads;
   double sum = 0.0;
-  for (const BasicTensor<T>& p : params) {
+  for (const Tensor& p : params) {
     if (!p.defined()) continue;
-    BasicTensor<T> g = p.grad();
+    Tensor g = p.grad();
     if (!g.defined()) continue;
-    const T* d = g.data();
-    for (std::size_t i = 0, n = g.numel(); i < n; ++i) sum += double(d[i]) * double(d[i]);
+    visit_floating("clip_grad_norm", g.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      for (T v : g.value<T>()) sum += double(v) * double(v);
+    });
     grads.push_back(std::move(g));
   }
   const double total = std::sqrt(sum);
   // PyTorch clamps the coefficient to 1 and multiplies; a NaN total gives NaN
   // gradients there, and here.
   const double coef = max_norm / (total + 1e-6);
-  if (!(coef >= 1.0)) {
-    const T c = T(coef);
-    for (BasicTensor<T>& g : grads) {
-      T* d = g.data();
-      for (std::size_t i = 0, n = g.numel(); i < n; ++i) d[i] *= c;
-    }
-  }
+  if (!(coef >= 1.0))
+    for (Tensor& g : grads) g.mul_(coef);  // in the gradient's dtype
   return total;
 }
-
-// ---- instantiations --------------------------------------------------------
-
-template class BasicOptimizer<float>;
-template class BasicOptimizer<double>;
-template class BasicSGD<float>;
-template class BasicSGD<double>;
-template class BasicAdam<float>;
-template class BasicAdam<double>;
-template class BasicAdamW<float>;
-template class BasicAdamW<double>;
-template class BasicRMSprop<float>;
-template class BasicRMSprop<double>;
-template double clip_grad_norm<float>(const std::vector<BasicTensor<float>>&, double);
-template double clip_grad_norm<double>(const std::vector<BasicTensor<double>>&, double);
 
 }  // namespace tg::optim

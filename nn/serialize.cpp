@@ -7,17 +7,22 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <new>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <system_error>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
+
+#include "../core/tape.hpp"
 
 #include <sys/stat.h>
 #ifdef __linux__
@@ -64,15 +69,24 @@ std::size_t dtype_size(const std::string& name) {
   return 0;
 }
 
-template <class T>
-const char* dtype_name();
-template <>
-const char* dtype_name<float>() {
-  return "F32";
+static_assert(sizeof(bool) == 1, "BOOL elements are stored one byte each");
+
+// The safetensors name of a tapegrad dtype.
+const char* file_dtype(Dtype dtype) {
+  switch (dtype) {
+    case kFloat32: return "F32";
+    case kFloat64: return "F64";
+    case kInt64: return "I64";
+    case kBool: break;
+  }
+  return "BOOL";
 }
-template <>
-const char* dtype_name<double>() {
-  return "F64";
+
+// The tapegrad dtype of a safetensors dtype name, if tapegrad reads it.
+std::optional<Dtype> tensor_dtype(const std::string& name) {
+  for (const Dtype d : {kFloat32, kFloat64, kInt64, kBool})
+    if (name == file_dtype(d)) return d;
+  return std::nullopt;
 }
 
 bool little_endian_host() {
@@ -163,16 +177,23 @@ std::string offsets_str(std::uint64_t begin, std::uint64_t end) {
 
 // ---- writing -------------------------------------------------------------------
 
+// A tensor to write: contiguous (a view's elements copied in row-major order),
+// held so that its bytes stay alive until they are written.
 struct Pending {
+  Tensor tensor;
   const char* data;
   std::size_t count;
   std::size_t size;  // bytes per element
 };
 
-template <class T>
-Pending pending(const std::string& path, const std::string& name, const BasicTensor<T>& t) {
+Pending pending(const std::string& path, const std::string& name, const Tensor& t) {
   if (!t.defined()) throw ValueError("save_tensors: " + path + ": tensor " + in_quotes(name) + " is undefined");
-  return {reinterpret_cast<const char*>(t.data()), t.numel(), sizeof(T)};
+  Tensor c = t.contiguous();
+  const char* bytes = visit_dtype(c.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return reinterpret_cast<const char*>(c.data<T>());
+  });
+  return {c, bytes, c.numel(), element_size(c.dtype())};
 }
 
 // Writes `count` elements of `size` bytes little-endian.
@@ -402,36 +423,51 @@ struct Header {
   std::uint64_t data_start = 0;
 };
 
-// Reads one validated F32 or F64 tensor. Its size was checked against the
-// file's; here it is checked against the machine's memory, and a failed
-// allocation is reported with the file and the tensor.
-template <class T>
-BasicTensor<T> read_values(Header& h, const std::string& path, const Entry& e) {
-  const std::uint64_t nbytes = e.end - e.begin;  // == numel * sizeof(T), validated
+// Refuses a BOOL byte other than 0 or 1: it is no bool value (and reading it
+// as one would be undefined behaviour).
+void check_bool_bytes(const std::string& path, const Entry& e, const unsigned char* bytes, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i)
+    if (bytes[i] > 1)
+      format_error(path, "tensor " + in_quotes(e.name) + ": BOOL element " + std::to_string(i) + " is byte " +
+                             std::to_string(bytes[i]) + ", not 0 or 1");
+}
+
+// Reads one validated tensor of a dtype tapegrad reads. Its size was checked
+// against the file's; here it is checked against the machine's memory, and a
+// failed allocation is reported with the file and the tensor.
+Tensor read_values(Header& h, const std::string& path, const Entry& e, Dtype dtype) {
+  const std::uint64_t nbytes = e.end - e.begin;  // == numel * element size, validated
   const std::string what = "tensor " + in_quotes(e.name) + " (" + e.dtype + " " + shape_str(e.shape) + ")";
   const std::uint64_t memory = memory_limit();
   if (nbytes > memory)
     throw FileError(path + ": " + what + " takes " + std::to_string(nbytes) + " bytes, more than this machine's " +
                     std::to_string(memory) + " bytes of memory");
-  xt::xarray<T> value;
+  Tensor value;
   try {
-    value = xt::xarray<T>::from_shape(e.shape);
+    value = empty(e.shape, dtype);
   } catch (const std::bad_alloc&) {
     throw FileError(path + ": " + what + ": out of memory allocating " + std::to_string(nbytes) + " bytes");
+  } catch (const Error& err) {  // tapegrad's own refusal: out of memory, too many elements
+    throw FileError(path + ": " + what + ": cannot allocate " + std::to_string(nbytes) + " bytes: " + err.what());
   }
+  char* bytes = visit_dtype(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return reinterpret_cast<char*>(value.mutable_data<T>());  // a fresh leaf: writable
+  });
   h.in.seekg(static_cast<std::streamoff>(h.data_start + e.begin));
-  h.in.read(reinterpret_cast<char*>(value.data()), static_cast<std::streamsize>(nbytes));
+  h.in.read(bytes, static_cast<std::streamsize>(nbytes));
   if (!h.in || static_cast<std::uint64_t>(h.in.gcount()) != nbytes)
     throw FileError(path + ": reading tensor " + in_quotes(e.name) + " failed (did the file change while being read?)");
-  if (!little_endian_host()) swap_bytes(reinterpret_cast<char*>(value.data()), value.size(), sizeof(T));
-  return BasicTensor<T>(std::move(value));
+  if (dtype == kBool) check_bool_bytes(path, e, reinterpret_cast<const unsigned char*>(bytes), value.numel());
+  if (!little_endian_host()) swap_bytes(bytes, value.numel(), element_size(dtype));
+  return value;
 }
 
 }  // namespace
 
 // ---- tensors -------------------------------------------------------------------
 
-void save_tensors(const std::string& path, const std::vector<std::pair<std::string, AnyTensor>>& tensors,
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                   const Metadata& metadata) {
   const std::string op = "save_tensors: " + path + ": ";
   // The header is assembled entry by entry: linear in the number of tensors.
@@ -450,22 +486,19 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
   data.reserve(tensors.size());
   std::set<std::string> names;
   std::uint64_t offset = 0;
-  for (const auto& named : tensors) {
-    // Plain references: C++17 does not let a lambda capture a structured binding.
-    const std::string& name = named.first;
-    const AnyTensor& any = named.second;
+  for (const auto& [name, tensor] : tensors) {
     if (name == "__metadata__") throw ValueError(op + "\"__metadata__\" is reserved, not a tensor name");
     if (!valid_utf8(name)) throw ValueError(op + "tensor name " + in_quotes(name) + " is not valid UTF-8");
     if (!names.insert(name).second) throw ValueError(op + "duplicate tensor name " + in_quotes(name));
-    const Pending p = std::visit([&](const auto& t) { return pending(path, name, t); }, any);
-    const char* dtype = std::holds_alternative<Tensor>(any) ? "F32" : "F64";
-    const Shape shape = std::visit([](const auto& t) { return t.shape(); }, any);
+    Pending p = pending(path, name, tensor);
+    const char* dtype = file_dtype(p.tensor.dtype());
+    const Shape& shape = p.tensor.shape();
     const std::uint64_t nbytes = static_cast<std::uint64_t>(p.count) * p.size;
     const OrderedJson entry{
         {"dtype", dtype}, {"shape", shape}, {"data_offsets", OrderedJson::array({offset, offset + nbytes})}};
     text += (text.size() > 1 ? "," : "") + json_string(name) + ":" + entry.dump();
     offset += nbytes;
-    data.push_back(p);
+    data.push_back(std::move(p));
   }
   text += "}";
   text.append((8 - text.size() % 8) % 8, ' ');  // as the reference implementation pads
@@ -589,10 +622,7 @@ TensorFile load_tensors(const std::string& path) {
     t.name = e.name;
     t.dtype = e.dtype;
     t.shape = e.shape;
-    if (e.dtype == "F32")
-      t.value = read_values<float>(h, path, e);
-    else if (e.dtype == "F64")
-      t.value = read_values<double>(h, path, e);
+    if (const auto dtype = tensor_dtype(e.dtype)) t.value = read_values(h, path, e, *dtype);
     file.tensors.push_back(std::move(t));
   }
   return file;
@@ -608,34 +638,64 @@ const StoredTensor& TensorFile::at(const std::string& name) const {
   throw MismatchError(path + ": no tensor named " + in_quotes(name));
 }
 
-template <class T>
-BasicTensor<T> TensorFile::get(const std::string& name) const {
+Tensor TensorFile::get(const std::string& name) const {
   const StoredTensor& t = at(name);
-  if (const auto* value = std::get_if<BasicTensor<T>>(&t.value)) return *value;
-  throw MismatchError(path + ": tensor " + in_quotes(name) + " is " + t.dtype + ", not " + dtype_name<T>() +
-                      (t.loaded() ? "" : " (only F32 and F64 values can be loaded)"));
+  if (!t.loaded())
+    throw MismatchError(path + ": tensor " + in_quotes(name) + " is " + t.dtype +
+                        ", whose values are not read (only F32, F64, I64 and BOOL are)");
+  return t.value;
+}
+
+Tensor TensorFile::get(const std::string& name, Dtype dtype) const {
+  const StoredTensor& t = at(name);
+  if (!t.loaded() || t.value.dtype() != dtype)
+    throw MismatchError(path + ": tensor " + in_quotes(name) + " is " + t.dtype + ", not " + file_dtype(dtype) +
+                        (t.loaded() ? "" : " (only F32, F64, I64 and BOOL values are read)"));
+  return t.value;
 }
 
 // ---- modules -------------------------------------------------------------------
 
 namespace {
 
-template <class T>
-std::vector<std::pair<std::string, BasicTensor<T>>> state(const BasicModule<T>& module) {
+Module::Named<Tensor> state(const Module& module) {
   auto named = module.named_parameters();
   for (auto& b : module.named_buffers()) named.push_back(std::move(b));
   return named;
 }
 
+// Throws MismatchError unless every value of `source` (read from the file)
+// converts exactly to `target`, an integer or bool dtype: torch's copy_
+// would truncate 2.5 to 2 silently; a count that is not a whole number
+// means the file holds something else.
+void check_exact(const std::string& path, const std::string& name, const Tensor& source, Dtype target) {
+  if (is_floating(target) || source.dtype() == target || (target == kInt64 && source.dtype() == kBool)) return;
+  visit_dtype(source.dtype(), [&](auto tag) {
+    using S = typename decltype(tag)::type;
+    const S* v = source.data<S>();
+    for (std::size_t i = 0; i < source.numel(); ++i) {
+      const double x = static_cast<double>(v[i]);
+      // 2^63 is exact as a double; int64 holds [-2^63, 2^63).
+      const bool exact = target == kBool ? (x == 0.0 || x == 1.0)
+                                         : (x >= -9223372036854775808.0 && x < 9223372036854775808.0 && std::trunc(x) == x);
+      if (!exact) {
+        std::ostringstream s;
+        s.precision(17);
+        s << path << ": tensor " << in_quotes(name) << ": element " << i << " of the file's " << file_dtype(source.dtype())
+          << " value is " << x << ", which the module's " << dtype_name(target) << " tensor cannot hold exactly";
+        throw MismatchError(s.str());
+      }
+    }
+  });
+}
+
 }  // namespace
 
-template <class T>
-void save(const BasicModule<T>& module, const std::string& path, const Metadata& metadata) {
+void save(const Module& module, const std::string& path, const Metadata& metadata) {
   save_tensors(path, state(module), metadata);
 }
 
-template <class T>
-void load(BasicModule<T>& module, const std::string& path) {
+void load(Module& module, const std::string& path) {
   // The header alone decides whether the file matches; no data is read
   // before it does (an unwanted tensor may take gigabytes).
   Header header = read_header(path);
@@ -656,8 +716,8 @@ void load(BasicModule<T>& module, const std::string& path) {
     if (stored.shape != tensor.shape())
       problems.push_back("shape of " + name + ": " + shape_str(stored.shape) + " in the file, " +
                          shape_str(tensor.shape()) + " in the module");
-    if (stored.dtype != dtype_name<T>())
-      problems.push_back("dtype of " + name + ": " + stored.dtype + " in the file, " + dtype_name<T>() +
+    if (!tensor_dtype(stored.dtype))
+      problems.push_back("dtype of " + name + ": " + stored.dtype + " in the file, " + file_dtype(tensor.dtype()) +
                          " in the module");
   }
   for (const Entry& e : header.entries)
@@ -669,23 +729,22 @@ void load(BasicModule<T>& module, const std::string& path) {
     throw MismatchError(message);
   }
 
-  // Every value is read before any is copied: a failed read changes nothing.
-  std::vector<BasicTensor<T>> values;
+  // Every value is read and checked before any is copied: a failed read or
+  // an inexact conversion changes nothing.
+  std::vector<Tensor> values;
   values.reserve(wanted.size());
-  for (const auto& named : wanted) values.push_back(read_values<T>(header, path, *in_file.at(named.first)));
-  // Into the existing storage: every handle to these tensors sees the values.
+  for (const auto& [name, tensor] : wanted) {
+    const Entry& e = *in_file.at(name);
+    values.push_back(read_values(header, path, e, *tensor_dtype(e.dtype)));
+    check_exact(path, name, values.back(), tensor.dtype());
+  }
+  // Into the existing storage, converted to its dtype: every handle to these
+  // tensors sees the values. Parameters require grad, hence the guard.
+  NoGradGuard no_grad;
   for (std::size_t i = 0; i < wanted.size(); ++i) {
-    const xt::xarray<T>& source = values[i].value();
-    BasicTensor<T> target = wanted[i].second;
-    std::copy(source.data(), source.data() + source.size(), target.data());
+    Tensor target = wanted[i].second;
+    target.copy_(values[i]);
   }
 }
-
-template BasicTensor<float> TensorFile::get<float>(const std::string&) const;
-template BasicTensor<double> TensorFile::get<double>(const std::string&) const;
-template void save<float>(const BasicModule<float>&, const std::string&, const Metadata&);
-template void save<double>(const BasicModule<double>&, const std::string&, const Metadata&);
-template void load<float>(BasicModule<float>&, const std::string&);
-template void load<double>(BasicModule<double>&, const std::string&);
 
 }  // namespace tg::nn

@@ -3,7 +3,6 @@
 #include <limits>
 
 #include "../core/autograd.hpp"
-#include "../core/storage.hpp"
 #include "elementwise.hpp"
 #include "kernels/im2col.hpp"
 #include "linalg.hpp"
@@ -16,22 +15,36 @@ std::string Size2::str() const { return "(" + std::to_string(h) + ", " + std::to
 
 namespace {
 
+// A Size2 as unsigned sizes; negative values throw a ValueError naming op.
+struct Sizes {
+  std::size_t h, w;
+};
+Sizes sizes(const std::string& op, const char* what, Size2 v) {
+  TG_CHECK(v.h >= 0 && v.w >= 0, ValueError, op << ": " << what << " must not be negative, got " << v.str());
+  return {std::size_t(v.h), std::size_t(v.w)};
+}
+
 // Validates a window over an NCHW input of shape `s`, naming `op` on failure.
 kernels::Window make_window(const std::string& op, const Shape& s, Size2 kernel, Size2 stride, Size2 padding,
                             Size2 dilation) {
   if (s.size() != 4) throw ShapeError(op + ": input must have shape (N, C, H, W), got " + shape_str(s));
   auto positive = [&](const char* what, Size2 v) {
-    if (v.h == 0 || v.w == 0)
-      throw ValueError(op + ": " + what + " must be positive, got " + v.str() + " for input " + shape_str(s));
+    const Sizes u = sizes(op, what, v);
+    TG_CHECK(u.h > 0 && u.w > 0, ValueError,
+             op << ": " << what << " must be positive, got " << v.str() << " for input " << shape_str(s));
+    return u;
   };
-  positive("kernel size", kernel);
-  positive("stride", stride);
-  positive("dilation", dilation);
-  const kernels::Window win{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w};
+  const Sizes k = positive("kernel size", kernel), st = positive("stride", stride), d = positive("dilation", dilation);
+  const Sizes p = sizes(op, "padding", padding);
+  // Sizes beyond the element limit can only be mistakes, and would overflow below.
+  for (std::size_t v : {k.h, k.w, st.h, st.w, d.h, d.w, p.h, p.w})
+    TG_CHECK(v <= kMaxElements, ValueError, op << ": size " << v << " is larger than any tensor can be");
+  const kernels::Window win{k.h, k.w, st.h, st.w, p.h, p.w, d.h, d.w};
   if (win.out_h(s[2]) == 0 || win.out_w(s[3]) == 0)
     throw ShapeError(op + ": kernel " + kernel.str() + " with dilation " + dilation.str() +
-                     " is larger than the padded input " + Size2(s[2] + 2 * padding.h, s[3] + 2 * padding.w).str() +
-                     " of input " + shape_str(s));
+                     " is larger than the padded input " +
+                     Size2(std::int64_t(s[2] + 2 * p.h), std::int64_t(s[3] + 2 * p.w)).str() + " of input " +
+                     shape_str(s));
   return win;
 }
 
@@ -41,59 +54,68 @@ kernels::Window make_window(const std::string& op, const Shape& s, Size2 kernel,
 // im2col / col2im — each is the other's gradient
 // ============================================================================
 
-template <class T>
-BasicTensor<T> im2col(const BasicTensor<T>& x, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation,
-                      double pad_value) {
-  const Shape s = x.shape();
+Tensor im2col(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation, double pad_value) {
+  const Tensor x = x0.contiguous();
+  const Shape& s = x.shape();
   const kernels::Window win = make_window("im2col", s, kernel, stride, padding, dilation);
   const std::size_t n = s[0], c = s[1], h = s[2], w = s[3];
   const std::size_t rows = c * win.kh * win.kw, positions = win.out_h(h) * win.out_w(w);
   // x: (N, C, H, W) -> cols: (N, C·kh·kw, Ho·Wo)
-  xt::xarray<T> cols = empty_array<T>(Shape{n, rows, positions});
-  for (std::size_t i = 0; i < n; ++i)
-    kernels::im2col(x.data() + i * c * h * w, c, h, w, win, T(pad_value), cols.data() + i * rows * positions);
+  Tensor cols = empty(Shape{n, rows, positions}, x.dtype());
+  checked_numel("im2col", cols.shape());
+  visit_floating("im2col", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* px = x.data<T>();
+    T* pc = static_cast<T*>(cols.impl()->storage->data());
+    for (std::size_t i = 0; i < n; ++i)
+      kernels::im2col(px + i * c * h * w, c, h, w, win, T(pad_value), pc + i * rows * positions);
+  });
   return record("im2col", {x}, std::move(cols))
-      .backward([image = Size2(h, w), kernel, stride, padding, dilation](const GradContext<T>& g) {
-        return Grads<T>{col2im(g.grad, image, kernel, stride, padding, dilation)};
+      .backward([image = Size2(std::int64_t(h), std::int64_t(w)), kernel, stride, padding, dilation](const GradContext& g) {
+        return Grads{col2im(g.grad, image, kernel, stride, padding, dilation)};
       });
 }
 
-template <class T>
-BasicTensor<T> col2im(const BasicTensor<T>& cols, Size2 image, Size2 kernel, Size2 stride, Size2 padding,
-                      Size2 dilation) {
-  const Shape s = cols.shape();
-  const std::size_t taps = kernel.h * kernel.w;
+Tensor col2im(const Tensor& cols0, Size2 image, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation) {
+  const Tensor cols = cols0.contiguous();
+  const Shape& s = cols.shape();
+  const Sizes k = sizes("col2im", "kernel size", kernel), img = sizes("col2im", "image size", image);
+  const std::size_t taps = k.h * k.w;
   if (s.size() != 3 || taps == 0 || s[1] % taps != 0)
     throw ShapeError("col2im: columns must have shape (N, C·kh·kw, Ho·Wo) for kernel " + kernel.str() + ", got " +
                      shape_str(s));
-  const std::size_t n = s[0], c = s[1] / taps, h = image.h, w = image.w;
+  const std::size_t n = s[0], c = s[1] / taps, h = img.h, w = img.w;
   const kernels::Window win = make_window("col2im", Shape{n, c, h, w}, kernel, stride, padding, dilation);
   if (s[2] != win.out_h(h) * win.out_w(w))
     throw ShapeError("col2im: columns " + shape_str(s) + " do not match the " + std::to_string(win.out_h(h)) + "x" +
                      std::to_string(win.out_w(w)) + " windows of a " + image.str() + " image");
   // cols: (N, C·kh·kw, Ho·Wo) -> x: (N, C, H, W)
-  xt::xarray<T> x = zeros_array<T>(Shape{n, c, h, w});
-  for (std::size_t i = 0; i < n; ++i)
-    kernels::col2im(cols.data() + i * s[1] * s[2], c, h, w, win, x.data() + i * c * h * w);
-  return record("col2im", {cols}, std::move(x))
-      .backward([kernel, stride, padding, dilation](const GradContext<T>& g) {
-        return Grads<T>{im2col(g.grad, kernel, stride, padding, dilation)};
-      });
+  Tensor x = zeros(Shape{n, c, h, w}, cols.dtype());
+  visit_floating("col2im", cols.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* pc = cols.data<T>();
+    T* px = static_cast<T*>(x.impl()->storage->data());
+    for (std::size_t i = 0; i < n; ++i) kernels::col2im(pc + i * s[1] * s[2], c, h, w, win, px + i * c * h * w);
+  });
+  return record("col2im", {cols}, std::move(x)).backward([kernel, stride, padding, dilation](const GradContext& g) {
+    return Grads{im2col(g.grad, kernel, stride, padding, dilation)};
+  });
 }
 
 // ============================================================================
 // convolution: compositions only
 // ============================================================================
 
-template <class T>
-BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b, Size2 stride,
-                      Size2 padding, Size2 dilation, std::size_t groups) {
-  const Shape xs = x.shape(), ws = w.shape();
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2 stride, Size2 padding, Size2 dilation,
+              std::int64_t groups_given) {
+  const Shape& xs = x.shape();
+  const Shape& ws = w.shape();
+  TG_CHECK(groups_given > 0, ValueError, "conv2d: groups must be positive, got " << groups_given);
+  const auto groups = std::size_t(groups_given);
   if (ws.size() != 4)
     throw ShapeError("conv2d: weight must have shape (C_out, C_in / groups, kh, kw), got " + shape_str(ws));
   if (xs.size() != 4) throw ShapeError("conv2d: input must have shape (N, C, H, W), got " + shape_str(xs));
   const std::size_t c_out = ws[0], c_in = xs[1];
-  if (groups == 0) throw ValueError("conv2d: groups must be positive");
   if (c_out % groups != 0)
     throw ShapeError("conv2d: the " + std::to_string(c_out) + " output channels of weight " + shape_str(ws) +
                      " do not divide into groups = " + std::to_string(groups));
@@ -103,13 +125,14 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                      std::to_string(ws[1] * groups));
   if (b.defined() && b.shape() != Shape{c_out})
     throw ShapeError("conv2d: bias must have shape (" + std::to_string(c_out) + ",), got " + shape_str(b.shape()));
-  const kernels::Window win = make_window("conv2d", xs, Size2(ws[2], ws[3]), stride, padding, dilation);
+  const Size2 kernel{std::int64_t(ws[2]), std::int64_t(ws[3])};
+  const kernels::Window win = make_window("conv2d", xs, kernel, stride, padding, dilation);
   const std::size_t n = xs[0], ho = win.out_h(xs[2]), wo = win.out_w(xs[3]);
   const std::size_t k = ws[1] * ws[2] * ws[3];  // one output's inputs per group: C_in/groups · kh · kw
 
   // x: (N, C_in, H, W) -> cols: (N, C_in·kh·kw, Ho·Wo)
-  BasicTensor<T> cols = im2col(x, Size2(ws[2], ws[3]), stride, padding, dilation);
-  BasicTensor<T> y;
+  const Tensor cols = im2col(x, kernel, stride, padding, dilation);
+  Tensor y;
   if (groups == 1) {
     // (C_out, K) · (N, K, Ho·Wo) -> (N, C_out, Ho·Wo): one weight matrix for every image
     y = matmul(reshape(w, Shape{c_out, k}), cols);
@@ -122,17 +145,20 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
   return b.defined() ? add(y, reshape(b, Shape{c_out, 1, 1})) : y;
 }
 
-template <class T>
-BasicTensor<T> conv1d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b, std::size_t stride,
-                      std::size_t padding, std::size_t dilation, std::size_t groups) {
-  const Shape xs = x.shape(), ws = w.shape();
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t stride, std::int64_t padding,
+              std::int64_t dilation, std::int64_t groups) {
+  const Shape& xs = x.shape();
+  const Shape& ws = w.shape();
   if (xs.size() != 3) throw ShapeError("conv1d: input must have shape (N, C, L), got " + shape_str(xs));
+  non_negative("conv1d", "stride", stride);
+  non_negative("conv1d", "padding", padding);
+  non_negative("conv1d", "dilation", dilation);
   if (ws.size() != 3)
     throw ShapeError("conv1d: weight must have shape (C_out, C_in / groups, k), got " + shape_str(ws));
   // (N, C, L) is (N, C, 1, L): a convolution with a 1-row kernel.
-  const BasicTensor<T> y = conv2d(reshape(x, Shape{xs[0], xs[1], 1, xs[2]}), reshape(w, Shape{ws[0], ws[1], 1, ws[2]}),
-                                  b, Size2(1, stride), Size2(0, padding), Size2(1, dilation), groups);
-  const Shape ys = y.shape();
+  const Tensor y = conv2d(reshape(x, Shape{xs[0], xs[1], 1, xs[2]}), reshape(w, Shape{ws[0], ws[1], 1, ws[2]}), b,
+                          Size2(1, stride), Size2(0, padding), Size2(1, dilation), groups);
+  const Shape& ys = y.shape();
   return reshape(y, Shape{ys[0], ys[1], ys[3]});
 }
 
@@ -143,48 +169,32 @@ BasicTensor<T> conv1d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
 namespace {
 
 // x: (N, C, H, W) -> windows: (N, C, kh·kw, Ho·Wo)
-template <class T>
-BasicTensor<T> pool_windows(const char* op, const BasicTensor<T>& x, Size2 kernel, Size2& stride, Size2 padding,
-                            double pad_value, Shape& out_shape) {
+Tensor pool_windows(const char* op, const Tensor& x, Size2 kernel, Size2& stride, Size2 padding, double pad_value,
+                    Shape& out_shape) {
   if (stride == Size2(0)) stride = kernel;
-  const Shape s = x.shape();
+  const Shape& s = x.shape();
   const kernels::Window win = make_window(op, s, kernel, stride, padding, 1);
-  if (2 * padding.h > kernel.h || 2 * padding.w > kernel.w)
+  if (2 * win.ph > win.kh || 2 * win.pw > win.kw)
     throw ValueError(std::string(op) + ": padding " + padding.str() + " must be at most half the kernel " +
                      kernel.str() + " for input " + shape_str(s));
   out_shape = Shape{s[0], s[1], win.out_h(s[2]), win.out_w(s[3])};
-  const BasicTensor<T> cols = im2col(x, kernel, stride, padding, 1, pad_value);
-  return reshape(cols, Shape{s[0], s[1], kernel.h * kernel.w, out_shape[2] * out_shape[3]});
+  const Tensor cols = im2col(x, kernel, stride, padding, 1, pad_value);
+  return reshape(cols, Shape{s[0], s[1], win.kh * win.kw, out_shape[2] * out_shape[3]});
 }
 
 }  // namespace
 
-template <class T>
-BasicTensor<T> max_pool2d(const BasicTensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   Shape out;
-  const BasicTensor<T> windows =
+  const Tensor windows =
       pool_windows("max_pool2d", x, kernel, stride, padding, -std::numeric_limits<double>::infinity(), out);
   return reshape(max(windows, {2}), out);
 }
 
-template <class T>
-BasicTensor<T> avg_pool2d(const BasicTensor<T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   Shape out;
-  const BasicTensor<T> windows = pool_windows("avg_pool2d", x, kernel, stride, padding, 0.0, out);
+  const Tensor windows = pool_windows("avg_pool2d", x, kernel, stride, padding, 0.0, out);
   return reshape(mean(windows, {2}), out);
 }
-
-#define TG_INSTANTIATE(T)                                                                                     \
-  template BasicTensor<T> im2col(const BasicTensor<T>&, Size2, Size2, Size2, Size2, double);                  \
-  template BasicTensor<T> col2im(const BasicTensor<T>&, Size2, Size2, Size2, Size2, Size2);                   \
-  template BasicTensor<T> conv2d(const BasicTensor<T>&, const BasicTensor<T>&, const BasicTensor<T>&, Size2,  \
-                                 Size2, Size2, std::size_t);                                                  \
-  template BasicTensor<T> conv1d(const BasicTensor<T>&, const BasicTensor<T>&, const BasicTensor<T>&,         \
-                                 std::size_t, std::size_t, std::size_t, std::size_t);                        \
-  template BasicTensor<T> max_pool2d(const BasicTensor<T>&, Size2, Size2, Size2);                             \
-  template BasicTensor<T> avg_pool2d(const BasicTensor<T>&, Size2, Size2, Size2);
-TG_INSTANTIATE(float)
-TG_INSTANTIATE(double)
-#undef TG_INSTANTIATE
 
 }  // namespace tg

@@ -7,17 +7,24 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "../core/tensor.hpp"
 
 namespace tg {
 
-// A (height, width) pair: an int means the same along both axes.
+// A (height, width) pair: an int means the same along both axes. Signed, so
+// that a negative size reaches the op, which refuses it by name.
+// Any integer type is taken (so {h, w} from sizes does not narrow); an
+// unsigned value that wrapped from a negative one reads as negative again.
 struct Size2 {
-  std::size_t h, w;
-  Size2(std::size_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose
-  Size2(std::size_t height, std::size_t width) : h(height), w(width) {}
+  std::int64_t h, w;
+  template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+  Size2(I both) : h(std::int64_t(both)), w(std::int64_t(both)) {}  // NOLINT: implicit on purpose
+  template <class I, class J, std::enable_if_t<std::is_integral_v<I> && std::is_integral_v<J>, int> = 0>
+  Size2(I height, J width) : h(std::int64_t(height)), w(std::int64_t(width)) {}
   bool operator==(const Size2& o) const { return h == o.h && w == o.w; }
   std::string str() const;  // "(h, w)"
 };
@@ -25,33 +32,26 @@ struct Size2 {
 // Windows of x: (N, C, H, W) -> (N, C·kh·kw, Ho·Wo); row (c·kh + i)·kw + j
 // holds tap (i, j) of channel c for every output position. Positions in the
 // padding read pad_value.
-template <class T>
-BasicTensor<T> im2col(const BasicTensor<T>& x, Size2 kernel, Size2 stride = 1, Size2 padding = 0,
+Tensor im2col(const Tensor& x, Size2 kernel, Size2 stride = 1, Size2 padding = 0,
                       Size2 dilation = 1, double pad_value = 0.0);
 // The adjoint of im2col: cols (N, C·kh·kw, Ho·Wo) summed back into
 // (N, C, image.h, image.w); overlapping windows add up.
-template <class T>
-BasicTensor<T> col2im(const BasicTensor<T>& cols, Size2 image, Size2 kernel, Size2 stride = 1,
+Tensor col2im(const Tensor& cols, Size2 image, Size2 kernel, Size2 stride = 1,
                       Size2 padding = 0, Size2 dilation = 1);
 
 // x: (N, C_in, H, W), w: (C_out, C_in / groups, kh, kw), b: (C_out,) or
 // undefined -> (N, C_out, Ho, Wo).
-template <class T>
-BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b = {},
-                      Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, std::size_t groups = 1);
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {},
+                      Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1);
 // x: (N, C_in, L), w: (C_out, C_in / groups, k) -> (N, C_out, Lo), through conv2d.
-template <class T>
-BasicTensor<T> conv1d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b = {},
-                      std::size_t stride = 1, std::size_t padding = 0, std::size_t dilation = 1,
-                      std::size_t groups = 1);
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, std::int64_t stride = 1,
+              std::int64_t padding = 0, std::int64_t dilation = 1, std::int64_t groups = 1);
 
 // Largest value of each window; stride 0 means stride = kernel. Padding
 // reads -infinity. NOTE: where several elements of a window tie for the
 // maximum, the gradient is split equally between them.
-template <class T>
-BasicTensor<T> max_pool2d(const BasicTensor<T>& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
+Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
 // Mean of each window, padding counted as zeros (count_include_pad).
-template <class T>
-BasicTensor<T> avg_pool2d(const BasicTensor<T>& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
+Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
 
 }  // namespace tg

@@ -10,17 +10,64 @@ namespace tg {
 
 namespace {
 
-// A tensor outside the graph whose elements are f(x): masks and slopes that
-// multiply a gradient. Constant, so their own derivative is zero.
-template <class T, class F>
-BasicTensor<T> constant_map(const BasicTensor<T>& x, F&& f) {
-  return BasicTensor<T>(kernels::map(x.value(), f));
+// a and b in their common dtype, contiguous. The conversions are recorded, so
+// each input's gradient comes back in its own dtype. `floating` promotes
+// integer pairs to float32 as well (division, pow).
+std::pair<Tensor, Tensor> promoted(const char* op, const Tensor& a, const Tensor& b, bool floating) {
+  TG_CHECK(a.defined() && b.defined(), ValueError, op << ": an operand is an undefined tensor");
+  Dtype common = promote_types(a.dtype(), b.dtype());
+  if (floating && !is_floating(common)) common = kFloat32;
+  return {a.to(common).contiguous(), b.to(common).contiguous()};
+}
+
+// x as a contiguous floating tensor (integers become float32).
+Tensor floating(const char* op, const Tensor& x) {
+  TG_CHECK(x.defined(), ValueError, op << ": the input is an undefined tensor");
+  return x.to(is_floating(x.dtype()) ? x.dtype() : kFloat32).contiguous();
+}
+
+// f over a and b, whose dtype is numeric (float32, float64, int64).
+template <class F>
+Tensor numeric_map(const char* op, const Tensor& a, const Tensor& b, F f) {
+  return visit_numeric(op, a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return kernels::map<T>(op, a, b, f);
+  });
+}
+
+// f over a floating x, as a constant (no graph): forward values, and masks
+// and slopes that multiply a gradient.
+template <class F>
+Tensor float_map(const char* op, const Tensor& x, F f) {
+  return visit_floating(op, x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return kernels::map<T>(x, [&f](T v) { return T(f(v)); });
+  });
 }
 
 // The gradient for input i, reduced to its shape, or nothing if not needed.
-template <class T, class Make>
-BasicTensor<T> grad_if(const GradContext<T>& c, std::size_t i, Make&& make) {
-  return c.needs_grad[i] ? sum_to(make(), c.input_shape(i)) : BasicTensor<T>();
+template <class Make>
+Tensor grad_if(const GradContext& c, std::size_t i, Make&& make) {
+  return c.needs_grad[i] ? sum_to(make(), c.input_shape(i)) : Tensor();
+}
+
+// 1 where pred(x), else 0, in x's dtype: a constant mask.
+template <class Pred>
+Tensor mask_of(const Tensor& x, Pred pred) {
+  return float_map("mask", x, [&pred](auto v) { return pred(v) ? 1 : 0; });
+}
+
+// a and b compared elementwise (with promotion and broadcasting) into a bool
+// tensor; no gradient.
+template <class Pred>
+Tensor compare(const char* op, const Tensor& a0, const Tensor& b0, Pred pred) {
+  TG_CHECK(a0.defined() && b0.defined(), ValueError, op << ": an operand is an undefined tensor");
+  Dtype common = promote_types(a0.dtype(), b0.dtype());
+  const Tensor a = a0.detach().to(common).contiguous(), b = b0.detach().to(common).contiguous();
+  return visit_dtype(common, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return kernels::map<T, bool>(op, a, b, pred);
+  });
 }
 
 }  // namespace
@@ -29,46 +76,43 @@ BasicTensor<T> grad_if(const GradContext<T>& c, std::size_t i, Make&& make) {
 // binary
 // ============================================================================
 
-template <class T>
-BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return record("add", {a, b}, kernels::map("add", a.value(), b.value(), [](T x, T y) { return x + y; }))
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{grad_if(c, 0, [&] { return c.grad; }),
-                        grad_if(c, 1, [&] { return c.grad; })};
+Tensor add(const Tensor& a0, const Tensor& b0) {
+  const auto [a, b] = promoted("add", a0, b0, false);
+  return record("add", {a, b}, numeric_map("add", a, b, [](auto x, auto y) { return x + y; }))
+      .backward([](const GradContext& c) {
+        return Grads{grad_if(c, 0, [&] { return c.grad; }), grad_if(c, 1, [&] { return c.grad; })};
       });
 }
 
-template <class T>
-BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return record("sub", {a, b}, kernels::map("sub", a.value(), b.value(), [](T x, T y) { return x - y; }))
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{grad_if(c, 0, [&] { return c.grad; }),
-                        grad_if(c, 1, [&] { return neg(c.grad); })};
+Tensor sub(const Tensor& a0, const Tensor& b0) {
+  const auto [a, b] = promoted("sub", a0, b0, false);
+  return record("sub", {a, b}, numeric_map("sub", a, b, [](auto x, auto y) { return x - y; }))
+      .backward([](const GradContext& c) {
+        return Grads{grad_if(c, 0, [&] { return c.grad; }), grad_if(c, 1, [&] { return neg(c.grad); })};
       });
 }
 
-template <class T>
-BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return record("mul", {a, b}, kernels::map("mul", a.value(), b.value(), [](T x, T y) { return x * y; }))
+Tensor mul(const Tensor& a0, const Tensor& b0) {
+  const auto [a, b] = promoted("mul", a0, b0, false);
+  return record("mul", {a, b}, numeric_map("mul", a, b, [](auto x, auto y) { return x * y; }))
       .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
-      .backward([](const GradContext<T>& c) {
-        const BasicTensor<T>& a = c.saved[0];
-        const BasicTensor<T>& b = c.saved[1];
-        return Grads<T>{grad_if(c, 0, [&] { return mul(c.grad, b); }),
-                        grad_if(c, 1, [&] { return mul(c.grad, a); })};
+      .backward([](const GradContext& c) {
+        const Tensor& a = c.saved[0];
+        const Tensor& b = c.saved[1];
+        return Grads{grad_if(c, 0, [&] { return mul(c.grad, b); }), grad_if(c, 1, [&] { return mul(c.grad, a); })};
       });
 }
 
 // d(a/b)/da = 1/b, d(a/b)/db = -a/b²
-template <class T>
-BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return record("div", {a, b}, kernels::map("div", a.value(), b.value(), [](T x, T y) { return x / y; }))
+Tensor div(const Tensor& a0, const Tensor& b0) {
+  const auto [a, b] = promoted("div", a0, b0, true);
+  return record("div", {a, b}, numeric_map("div", a, b, [](auto x, auto y) { return x / y; }))
       .save({save_if(b.requires_grad(), a), b})
-      .backward([](const GradContext<T>& c) {
-        const BasicTensor<T>& a = c.saved[0];
-        const BasicTensor<T>& b = c.saved[1];
-        return Grads<T>{grad_if(c, 0, [&] { return div(c.grad, b); }),
-                        grad_if(c, 1, [&] { return neg(div(mul(c.grad, a), mul(b, b))); })};
+      .backward([](const GradContext& c) {
+        const Tensor& a = c.saved[0];
+        const Tensor& b = c.saved[1];
+        return Grads{grad_if(c, 0, [&] { return div(c.grad, b); }),
+                     grad_if(c, 1, [&] { return neg(div(mul(c.grad, a), mul(b, b))); })};
       });
 }
 
@@ -77,144 +121,232 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 // b >= 0 (not the NaN of 0·∞): the exponent and the log's argument are shifted
 // by constants exactly there, which leaves every other element and derivative
 // unchanged. (At a = 0, b < 0 the value is already inf and d/db is NaN.)
-template <class T>
-BasicTensor<T> pow(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return record("pow", {a, b}, kernels::map("pow", a.value(), b.value(), [](T x, T y) { return std::pow(x, y); }))
+Tensor pow(const Tensor& a0, const Tensor& b0) {
+  const auto [a, b] = promoted("pow", a0, b0, true);
+  return record("pow", {a, b}, numeric_map("pow", a, b, [](auto x, auto y) { return decltype(x)(std::pow(x, y)); }))
       .save({a, b})
       .saves_output()
-      .backward([](const GradContext<T>& c) {
-        const BasicTensor<T>& a = c.saved[0];
-        const BasicTensor<T>& b = c.saved[1];
-        auto where_zero = [](const BasicTensor<T>& t) { return constant_map(t, [](T v) { return T(v == T(0)); }); };
-        return Grads<T>{
-            grad_if(c, 0, [&] { return mul(c.grad, mul(b, pow(a, add(sub(b, scalar<T>(1)), where_zero(b))))); }),
-            grad_if(c, 1, [&] { return mul(c.grad, mul(c.output, log(add(a, where_zero(a))))); })};
+      .backward([](const GradContext& c) {
+        const Tensor& a = c.saved[0];
+        const Tensor& b = c.saved[1];
+        auto where_zero = [](const Tensor& t) { return mask_of(t, [](auto v) { return v == 0; }); };
+        return Grads{grad_if(c, 0, [&] { return mul(c.grad, mul(b, pow(a, add(sub(b, 1), where_zero(b))))); }),
+                     grad_if(c, 1, [&] { return mul(c.grad, mul(c.output, log(add(a, where_zero(a))))); })};
       });
 }
+
+namespace {
+
+// The larger (or smaller) of a and b, elementwise, through where: a NaN on
+// either side wins, as in torch.
+Tensor pick(const char* op, const Tensor& a, const Tensor& b, bool larger) {
+  const Tensor take_a = compare(op, a, b, [larger](auto x, auto y) {
+    return x != x || (y == y && (larger ? x >= y : x <= y));
+  });
+  return where(take_a, a, b);
+}
+
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return pick("maximum", a, b, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return pick("minimum", a, b, false); }
 
 // ============================================================================
 // unary
 // ============================================================================
 
-template <class T>
-BasicTensor<T> neg(const BasicTensor<T>& x) {
-  return record("neg", {x}, kernels::map(x.value(), [](T v) { return -v; }))
-      .backward([](const GradContext<T>& c) { return Grads<T>{neg(c.grad)}; });
+Tensor neg(const Tensor& x0) {
+  TG_CHECK(x0.defined(), ValueError, "neg: the input is an undefined tensor");
+  const Tensor x = x0.contiguous();
+  const Tensor value = visit_numeric("neg", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return kernels::map<T>(x, [](T v) { return T(-v); });
+  });
+  return record("neg", {x}, value).backward([](const GradContext& c) { return Grads{neg(c.grad)}; });
 }
 
 // d(e^x)/dx = e^x, the result itself.
-template <class T>
-BasicTensor<T> exp(const BasicTensor<T>& x) {
-  return record("exp", {x}, kernels::map(x.value(), [](T v) { return std::exp(v); }))
+Tensor exp(const Tensor& x0) {
+  const Tensor x = floating("exp", x0);
+  return record("exp", {x}, float_map("exp", x, [](auto v) { return std::exp(v); }))
       .saves_output()
-      .backward([](const GradContext<T>& c) { return Grads<T>{mul(c.grad, c.output)}; });
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, c.output)}; });
+}
+
+// d(e^x - 1)/dx = e^x = result + 1.
+Tensor expm1(const Tensor& x0) {
+  const Tensor x = floating("expm1", x0);
+  return record("expm1", {x}, float_map("expm1", x, [](auto v) { return std::expm1(v); }))
+      .saves_output()
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, add(c.output, 1))}; });
 }
 
 // d(ln x)/dx = 1/x
-template <class T>
-BasicTensor<T> log(const BasicTensor<T>& x) {
-  return record("log", {x}, kernels::map(x.value(), [](T v) { return std::log(v); }))
+Tensor log(const Tensor& x0) {
+  const Tensor x = floating("log", x0);
+  return record("log", {x}, float_map("log", x, [](auto v) { return std::log(v); }))
       .save({x})
-      .backward([](const GradContext<T>& c) { return Grads<T>{div(c.grad, c.saved[0])}; });
+      .backward([](const GradContext& c) { return Grads{div(c.grad, c.saved[0])}; });
+}
+
+// d ln(1 + x)/dx = 1 / (1 + x)
+Tensor log1p(const Tensor& x0) {
+  const Tensor x = floating("log1p", x0);
+  return record("log1p", {x}, float_map("log1p", x, [](auto v) { return std::log1p(v); }))
+      .save({x})
+      .backward([](const GradContext& c) { return Grads{div(c.grad, add(c.saved[0], 1))}; });
 }
 
 // d(√x)/dx = 1 / (2√x), from the result.
-template <class T>
-BasicTensor<T> sqrt(const BasicTensor<T>& x) {
-  return record("sqrt", {x}, kernels::map(x.value(), [](T v) { return std::sqrt(v); }))
+Tensor sqrt(const Tensor& x0) {
+  const Tensor x = floating("sqrt", x0);
+  return record("sqrt", {x}, float_map("sqrt", x, [](auto v) { return std::sqrt(v); }))
       .saves_output()
-      .backward([](const GradContext<T>& c) { return Grads<T>{div(c.grad, mul(c.output, scalar<T>(2)))}; });
+      .backward([](const GradContext& c) { return Grads{div(c.grad, mul(c.output, 2))}; });
 }
 
 // d|x|/dx = sign(x). NOTE: 0 at x = 0.
-template <class T>
-BasicTensor<T> abs(const BasicTensor<T>& x) {
-  return record("abs", {x}, kernels::map(x.value(), [](T v) { return std::abs(v); }))
+Tensor abs(const Tensor& x0) {
+  const Tensor x = floating("abs", x0);
+  return record("abs", {x}, float_map("abs", x, [](auto v) { return std::abs(v); }))
       .save({x})
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, constant_map(c.saved[0], [](T v) { return T((v > 0) - (v < 0)); }))};
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, sign(c.saved[0]))}; });
+}
+
+Tensor sign(const Tensor& x0) {
+  const Tensor x = floating("sign", x0);
+  return record("sign", {x}, float_map("sign", x, [](auto v) { return (v > 0) - (v < 0); }))
+      .backward([](const GradContext& c) { return Grads{zeros_like(c.grad)}; });
+}
+
+// d(sin x)/dx = cos x
+Tensor sin(const Tensor& x0) {
+  const Tensor x = floating("sin", x0);
+  return record("sin", {x}, float_map("sin", x, [](auto v) { return std::sin(v); }))
+      .save({x})
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, cos(c.saved[0]))}; });
+}
+
+// d(cos x)/dx = -sin x
+Tensor cos(const Tensor& x0) {
+  const Tensor x = floating("cos", x0);
+  return record("cos", {x}, float_map("cos", x, [](auto v) { return std::cos(v); }))
+      .save({x})
+      .backward([](const GradContext& c) { return Grads{neg(mul(c.grad, sin(c.saved[0])))}; });
+}
+
+// d erf(x)/dx = 2/√π · e^(-x²)
+Tensor erf(const Tensor& x0) {
+  const Tensor x = floating("erf", x0);
+  return record("erf", {x}, float_map("erf", x, [](auto v) { return std::erf(v); }))
+      .save({x})
+      .backward([](const GradContext& c) {
+        const Tensor& x = c.saved[0];
+        return Grads{mul(c.grad, mul(exp(neg(mul(x, x))), 2.0 / std::sqrt(M_PI)))};
       });
 }
 
 // d(tanh x)/dx = 1 - tanh²x, from the result.
-template <class T>
-BasicTensor<T> tanh(const BasicTensor<T>& x) {
-  return record("tanh", {x}, kernels::map(x.value(), [](T v) { return std::tanh(v); }))
+Tensor tanh(const Tensor& x0) {
+  const Tensor x = floating("tanh", x0);
+  return record("tanh", {x}, float_map("tanh", x, [](auto v) { return std::tanh(v); }))
       .saves_output()
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, sub(scalar<T>(1), mul(c.output, c.output)))};
-      });
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, sub(1, mul(c.output, c.output)))}; });
 }
 
 // dσ/dx = σ(1 - σ), from the result.
-template <class T>
-BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
-  return record("sigmoid", {x}, kernels::map(x.value(), [](T v) { return T(1) / (T(1) + std::exp(-v)); }))
+Tensor sigmoid(const Tensor& x0) {
+  const Tensor x = floating("sigmoid", x0);
+  return record("sigmoid", {x}, float_map("sigmoid", x, [](auto v) { return 1 / (1 + std::exp(-v)); }))
       .saves_output()
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, mul(c.output, sub(scalar<T>(1), c.output)))};
-      });
+      .backward([](const GradContext& c) { return Grads{mul(c.grad, mul(c.output, sub(1, c.output)))}; });
 }
 
-// NOTE: the gradient at x = 0 is taken as 0.
-template <class T>
-BasicTensor<T> relu(const BasicTensor<T>& x) {
-  return record("relu", {x}, kernels::map(x.value(), [](T v) { return v > 0 ? v : T(0); }))
+// NOTE: the gradient at x = 0 is taken as 0. NaN propagates (as torch).
+Tensor relu(const Tensor& x0) {
+  const Tensor x = floating("relu", x0);
+  return record("relu", {x}, float_map("relu", x, [](auto v) { return v > 0 || v != v ? v : decltype(v)(0); }))
       .saves_output()
-      .backward([](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, constant_map(c.output, [](T y) { return T(y > 0); }))};
+      .backward([](const GradContext& c) {
+        return Grads{mul(c.grad, mask_of(c.output, [](auto y) { return y > 0; }))};
       });
 }
 
 // NOTE: the gradient at x = 0 is negative_slope.
-template <class T>
-BasicTensor<T> leaky_relu(const BasicTensor<T>& x, double negative_slope) {
-  const T slope = T(negative_slope);
-  return record("leaky_relu", {x}, kernels::map(x.value(), [slope](T v) { return v > 0 ? v : slope * v; }))
+Tensor leaky_relu(const Tensor& x0, double negative_slope) {
+  const Tensor x = floating("leaky_relu", x0);
+  return record("leaky_relu", {x},
+                float_map("leaky_relu", x, [=](auto v) { return v > 0 ? v : decltype(v)(negative_slope) * v; }))
       .save({x})
-      .backward([slope](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, constant_map(c.saved[0], [slope](T v) { return v > 0 ? T(1) : slope; }))};
+      .backward([negative_slope](const GradContext& c) {
+        return Grads{mul(c.grad, float_map("leaky_relu", c.saved[0], [=](auto v) { return v > 0 ? 1.0 : negative_slope; }))};
       });
 }
 
 // NOTE: the gradient passes where low <= x <= high, boundaries included.
-template <class T>
-BasicTensor<T> clamp(const BasicTensor<T>& x, double low, double high) {
-  if (low > high)
-    throw ValueError("clamp: low (" + std::to_string(low) + ") is greater than high (" +
-                     std::to_string(high) + ")");
-  const T lo = T(low), hi = T(high);
-  return record("clamp", {x}, kernels::map(x.value(), [lo, hi](T v) { return v < lo ? lo : (v > hi ? hi : v); }))
+Tensor clamp(const Tensor& x0, double low, double high) {
+  TG_CHECK(!(low > high), ValueError, "clamp: low (" << low << ") is greater than high (" << high << ")");
+  TG_CHECK(!std::isnan(low) && !std::isnan(high), ValueError, "clamp: low and high must not be NaN");
+  const Tensor x = floating("clamp", x0);
+  return record("clamp", {x}, float_map("clamp", x, [=](auto v) {
+           using T = decltype(v);
+           return v < T(low) ? T(low) : (v > T(high) ? T(high) : v);
+         }))
       .save({x})
-      .backward([lo, hi](const GradContext<T>& c) {
-        return Grads<T>{mul(c.grad, constant_map(c.saved[0], [lo, hi](T v) { return T(v >= lo && v <= hi); }))};
+      .backward([=](const GradContext& c) {
+        return Grads{mul(c.grad, mask_of(c.saved[0], [=](auto v) { return v >= decltype(v)(low) && v <= decltype(v)(high); }))};
       });
 }
 
-template <class T>
-BasicTensor<T> square(const BasicTensor<T>& x) {
-  return mul(x, x);
+Tensor square(const Tensor& x) { return mul(x, x); }
+
+// ============================================================================
+// comparisons and selection
+// ============================================================================
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, [](auto x, auto y) { return x == y; }); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare("ne", a, b, [](auto x, auto y) { return x != y; }); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, [](auto x, auto y) { return x < y; }); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, [](auto x, auto y) { return x <= y; }); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, [](auto x, auto y) { return x > y; }); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, [](auto x, auto y) { return x >= y; }); }
+
+Tensor logical_not(const Tensor& mask) {
+  TG_CHECK(mask.dtype() == kBool, DtypeError, "logical_not: expected a bool tensor, got " << dtype_name(mask.dtype()));
+  return kernels::map<bool>(mask.contiguous(), [](bool v) { return !v; });
 }
 
-#define TG_INSTANTIATE(T)                                                             \
-  template BasicTensor<T> add(const BasicTensor<T>&, const BasicTensor<T>&);          \
-  template BasicTensor<T> sub(const BasicTensor<T>&, const BasicTensor<T>&);          \
-  template BasicTensor<T> mul(const BasicTensor<T>&, const BasicTensor<T>&);          \
-  template BasicTensor<T> div(const BasicTensor<T>&, const BasicTensor<T>&);          \
-  template BasicTensor<T> pow(const BasicTensor<T>&, const BasicTensor<T>&);          \
-  template BasicTensor<T> neg(const BasicTensor<T>&);                                 \
-  template BasicTensor<T> exp(const BasicTensor<T>&);                                 \
-  template BasicTensor<T> log(const BasicTensor<T>&);                                 \
-  template BasicTensor<T> sqrt(const BasicTensor<T>&);                                \
-  template BasicTensor<T> abs(const BasicTensor<T>&);                                 \
-  template BasicTensor<T> tanh(const BasicTensor<T>&);                                \
-  template BasicTensor<T> sigmoid(const BasicTensor<T>&);                             \
-  template BasicTensor<T> relu(const BasicTensor<T>&);                                \
-  template BasicTensor<T> leaky_relu(const BasicTensor<T>&, double);                  \
-  template BasicTensor<T> clamp(const BasicTensor<T>&, double, double);               \
-  template BasicTensor<T> square(const BasicTensor<T>&);
-TG_INSTANTIATE(float)
-TG_INSTANTIATE(double)
-#undef TG_INSTANTIATE
+// The gradient goes to a where cond holds and to b elsewhere: the mask, as a
+// constant of the operands' dtype, multiplies it.
+Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0) {
+  TG_CHECK(cond0.dtype() == kBool, DtypeError,
+           "where: the condition must be a bool tensor (from a comparison), got " << dtype_name(cond0.dtype()));
+  const auto [a, b] = promoted("where", a0, b0, false);
+  const Tensor cond = cond0.contiguous();
+  const Shape shape =
+      kernels::broadcast_shapes("where", kernels::broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
+  Tensor picked = empty(shape, a.dtype());
+  visit_numeric("where", a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const bool* pc = cond.data<bool>();
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = static_cast<T*>(picked.impl()->storage->data());
+    std::size_t k = 0;
+    for_each_offset(shape, kernels::broadcast_strides(cond.shape(), shape), kernels::broadcast_strides(a.shape(), shape),
+                    kernels::broadcast_strides(b.shape(), shape),
+                    [&](std::ptrdiff_t ic, std::ptrdiff_t ia, std::ptrdiff_t ib) { po[k++] = pc[ic] ? pa[ia] : pb[ib]; });
+  });
+  return record("where", {a, b}, std::move(picked))
+      .save({cond.to(a.dtype())})
+      .backward([](const GradContext& c) {
+        const Tensor& m = c.saved[0];
+        return Grads{grad_if(c, 0, [&] { return mul(c.grad, m); }), grad_if(c, 1, [&] { return mul(c.grad, sub(1, m)); })};
+      });
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  return where(mask, scalar_like(x, value), x);
+}
 
 }  // namespace tg

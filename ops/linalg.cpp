@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "../core/autograd.hpp"
-#include "../core/storage.hpp"
 #include "elementwise.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/strided.hpp"
@@ -33,8 +32,7 @@ GemmShape gemm_shape(const char* op, const Shape& sa, const Shape& sb, bool ta, 
   return {ta ? cols_a : rows_a, tb ? rows_b : cols_b, k, Shape(sa.begin(), sa.end() - 2), Shape(sb.begin(), sb.end() - 2)};
 }
 
-template <class T>
-BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, bool ta, bool tb);
+Tensor gemm_batch_sum(const Tensor& a, const Tensor& b, bool ta, bool tb);
 
 // The gradient of one operand of C = op(A)·op(B), from dC (= g):
 //   C = A·B    dA = dC·Bᵀ    dB = Aᵀ·dC
@@ -44,21 +42,20 @@ BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, 
 // summed over the batch axes the operand was broadcast along. A 2-d operand
 // used by every matrix of a batch (a conv kernel, a dense weight) gets that
 // sum from one accumulating GEMM per batch element, never a batched product.
-template <class T>
-BasicTensor<T> product_for(const Shape& target, const BasicTensor<T>& x, const BasicTensor<T>& y, bool tx, bool ty) {
-  const Shape sx = x.shape(), sy = y.shape();
+Tensor product_for(const Shape& target, const Tensor& x, const Tensor& y, bool tx, bool ty) {
+  const Shape& sx = x.shape();
+  const Shape& sy = y.shape();
   const bool batched = sx.size() > 2 || sy.size() > 2;
   if (target.size() == 2 && batched && Shape(sx.begin(), sx.end() - 2) == Shape(sy.begin(), sy.end() - 2))
     return gemm_batch_sum(x, y, tx, ty);
   return sum_to(gemm(x, y, tx, ty), target);
 }
 
-template <class T>
-Grads<T> gemm_grads(const GradContext<T>& c, bool ta, bool tb) {
-  const BasicTensor<T>& a = c.saved[0];
-  const BasicTensor<T>& b = c.saved[1];
-  const BasicTensor<T>& g = c.grad;
-  BasicTensor<T> da, db;
+Grads gemm_grads(const GradContext& c, bool ta, bool tb) {
+  const Tensor& a = c.saved[0];
+  const Tensor& b = c.saved[1];
+  const Tensor& g = c.grad;
+  Tensor da, db;
   if (c.needs_grad[0]) {
     const Shape s = c.input_shape(0);
     da = ta ? (tb ? product_for(s, b, g, true, true) : product_for(s, b, g, false, true))
@@ -73,36 +70,47 @@ Grads<T> gemm_grads(const GradContext<T>& c, bool ta, bool tb) {
 }
 
 // Σ_i op(A_i)·op(B_i) over a batch both operands share: a 2-d result.
-template <class T>
-BasicTensor<T> gemm_batch_sum(const BasicTensor<T>& a, const BasicTensor<T>& b, bool ta, bool tb) {
+Tensor gemm_batch_sum(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
+  const Tensor a = a0.contiguous(), b = b0.contiguous();
   const GemmShape gs = gemm_shape("matmul_batch_sum", a.shape(), b.shape(), ta, tb);
   if (gs.batch_a != gs.batch_b)
     throw ShapeError("matmul_batch_sum: batch shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   const std::size_t batch = kernels::product(gs.batch_a);
-  xt::xarray<T> out = zeros_array<T>(Shape{gs.m, gs.n});
+  Tensor out = zeros(Shape{gs.m, gs.n}, a.dtype());
   if (gs.m * gs.n * gs.k > 0) {
-    if (ta && !tb) {
-      // Σ A_iᵀ·B_i is one GEMM over the stacked rows of A and B.
-      kernels::gemm(true, false, gs.m, gs.n, batch * gs.k, a.data(), b.data(), T(0), out.data());
-    } else {
-      for (std::size_t i = 0; i < batch; ++i)
-        kernels::gemm(ta, tb, gs.m, gs.n, gs.k, a.data() + i * gs.m * gs.k, b.data() + i * gs.k * gs.n, T(1),
-                      out.data());
-    }
+    visit_floating("matmul_batch_sum", a.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* pc = static_cast<T*>(out.impl()->storage->data());
+      if (ta && !tb) {
+        // Σ A_iᵀ·B_i is one GEMM over the stacked rows of A and B.
+        kernels::gemm(true, false, gs.m, gs.n, batch * gs.k, pa, pb, T(0), pc);
+      } else {
+        for (std::size_t i = 0; i < batch; ++i)
+          kernels::gemm(ta, tb, gs.m, gs.n, gs.k, pa + i * gs.m * gs.k, pb + i * gs.k * gs.n, T(1), pc);
+      }
+    });
   }
   return record("matmul_batch_sum", {a, b}, std::move(out))
       .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
-      .backward([ta, tb](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
+      .backward([ta, tb](const GradContext& c) { return gemm_grads(c, ta, tb); });
 }
 
 }  // namespace
 
 // C = op(A)·op(B), batched over leading axes that broadcast.
-template <class T>
-BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose_a, bool transpose_b) {
+Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose_b) {
   static const char* const names[2][2] = {{"matmul", "matmul(a, bT)"}, {"matmul(aT, b)", "matmul(aT, bT)"}};
   const char* op = names[transpose_a][transpose_b];
-  const Shape sa = a.shape(), sb = b.shape();
+  TG_CHECK(a0.defined() && b0.defined(), ValueError, op << ": an operand is an undefined tensor");
+  Dtype dtype = promote_types(a0.dtype(), b0.dtype());
+  TG_CHECK(is_floating(dtype), DtypeError,
+           op << ": operands must be float32 or float64, got " << dtype_name(a0.dtype()) << " and "
+              << dtype_name(b0.dtype()));
+  const Tensor a = a0.to(dtype).contiguous(), b = b0.to(dtype).contiguous();
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
   const GemmShape gs = gemm_shape(op, sa, sb, transpose_a, transpose_b);
   const std::size_t m = gs.m, n = gs.n, k = gs.k;
   Shape batch;
@@ -117,39 +125,37 @@ BasicTensor<T> gemm(const BasicTensor<T>& a, const BasicTensor<T>& b, bool trans
   out_shape.push_back(n);
 
   // out: (batch..., M, N)
-  xt::xarray<T> out = empty_array<T>(out_shape);
-  const T* pa = a.data();
-  const T* pb = b.data();
-  T* pc = out.data();
-  if (k == 0) {
-    std::fill(out.begin(), out.end(), T(0));
-  } else if (m * n > 0 && gs.batch_b.empty() && !transpose_a) {
-    // b is one matrix: stack a's batch into rows for a single GEMM.
-    kernels::gemm(false, transpose_b, kernels::product(batch) * m, n, k, pa, pb, T(0), pc);
-  } else if (m * n > 0) {
+  Tensor out = k == 0 ? zeros(out_shape, dtype) : empty(out_shape, dtype);
+  visit_floating(op, dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* pc = static_cast<T*>(out.impl()->storage->data());
+    if (k == 0 || m * n == 0) return;
+    if (gs.batch_b.empty() && !transpose_a) {
+      // b is one matrix: stack a's batch into rows for a single GEMM.
+      kernels::gemm(false, transpose_b, kernels::product(batch) * m, n, k, pa, pb, T(0), pc);
+      return;
+    }
     const auto matrices = [](kernels::Strides s, std::size_t size) {
       for (auto& e : s) e *= std::ptrdiff_t(size);
       return s;
     };
-    kernels::for_each_offset(batch, matrices(kernels::broadcast_strides(gs.batch_a, batch), m * k),
-                             matrices(kernels::broadcast_strides(gs.batch_b, batch), k * n),
-                             matrices(kernels::contiguous_strides(batch), m * n),
-                             [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t ic) {
-                               kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + ic);
-                             });
-  }
+    for_each_offset(batch, matrices(kernels::broadcast_strides(gs.batch_a, batch), m * k),
+                    matrices(kernels::broadcast_strides(gs.batch_b, batch), k * n),
+                    matrices(kernels::contiguous_strides(batch), m * n),
+                    [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t ic) {
+                      kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + ic);
+                    });
+  });
   return record(op, {a, b}, std::move(out))
       .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
-      .backward([ta = transpose_a, tb = transpose_b](const GradContext<T>& c) { return gemm_grads(c, ta, tb); });
+      .backward([ta = transpose_a, tb = transpose_b](const GradContext& c) { return gemm_grads(c, ta, tb); });
 }
 
-template <class T>
-BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-  return gemm(a, b, false, false);
-}
+Tensor matmul(const Tensor& a, const Tensor& b) { return gemm(a, b, false, false); }
 
-template <class T>
-BasicTensor<T> linear(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (w.dim() != 2)
     throw ShapeError("linear: weight must have shape (out_features, in_features), got " + shape_str(w.shape()));
   if (x.dim() == 0 || x.shape().back() != w.shape()[1])
@@ -160,16 +166,8 @@ BasicTensor<T> linear(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                      shape_str(b.shape()));
   // x: (..., in) · wᵀ: (in, out) -> (..., out); 1-d x becomes one row.
   if (x.dim() == 1) return reshape(linear(reshape(x, Shape{1, x.numel()}), w, b), Shape{w.shape()[0]});
-  const BasicTensor<T> y = gemm(x, w, false, true);
+  const Tensor y = gemm(x, w, false, true);
   return b.defined() ? add(y, b) : y;
 }
-
-#define TG_INSTANTIATE(T)                                                                          \
-  template BasicTensor<T> gemm(const BasicTensor<T>&, const BasicTensor<T>&, bool, bool);          \
-  template BasicTensor<T> matmul(const BasicTensor<T>&, const BasicTensor<T>&);                    \
-  template BasicTensor<T> linear(const BasicTensor<T>&, const BasicTensor<T>&, const BasicTensor<T>&);
-TG_INSTANTIATE(float)
-TG_INSTANTIATE(double)
-#undef TG_INSTANTIATE
 
 }  // namespace tg

@@ -10,9 +10,11 @@ the format itself rather than against its own reading of it.
       tensor <name> <dtype> <shape> <crc32> <values>
                                      one line per tensor, in data order; shape
                                      as 2x3 ("-" when 0-d), crc32 of the raw
-                                     bytes in hex, values (F32/F64 only) as
-                                     Python reprs separated by commas ("-"
-                                     when there are none)
+                                     bytes in hex, values separated by commas
+                                     ("-" when there are none, or for another
+                                     dtype): F32/F64 as Python float reprs,
+                                     I32/I64 as integers, BOOL as its raw
+                                     bytes (0 and 1)
                                    and exits 1 with a message on stderr if the
                                    file is not valid.
   safetensors_check.py write FILE  writes the known tensors of KNOWN below.
@@ -26,7 +28,8 @@ import zlib
 SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
          "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
          "I64": 8, "U64": 8, "F64": 8, "C64": 8}
-FORMATS = {"F32": "f", "F64": "d", "I32": "i"}
+FORMATS = {"F32": "f", "F64": "d", "I32": "i", "I64": "q", "BOOL": "B"}
+FLOATS = ("F32", "F64")
 
 # (name, dtype, shape, values), written in this data order; the header lists
 # them in another order (sorted by name), as the reference implementation may.
@@ -36,6 +39,8 @@ KNOWN = [
     ("empty", "F64", [0, 3], []),
     ("counts", "I32", [2], [7, -1]),
     ("column", "F64", [3, 1], [1e-300, -1.7976931348623157e308, 2.0 / 3.0]),
+    ("steps", "I64", [3], [5, -1, 2**62 + 1]),
+    ("mask", "BOOL", [2, 2], [1, 0, 0, 1]),
 ]
 KNOWN_METADATA = {"format": "pt", "source": "safetensors_check.py"}
 
@@ -91,7 +96,7 @@ def read(path):
         if dtype in FORMATS:
             count = len(chunk) // SIZES[dtype]
             values = struct.unpack("<%d%s" % (count, FORMATS[dtype]), chunk)
-            values = ",".join(repr(float(v)) if dtype != "I32" else str(v) for v in values) or "-"
+            values = ",".join(repr(float(v)) if dtype in FLOATS else str(v) for v in values) or "-"
         else:
             values = "-"
         dims = "x".join(str(d) for d in shape) or "-"

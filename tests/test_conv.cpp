@@ -9,9 +9,9 @@
 
 #include <tapegrad/tapegrad.hpp>
 
-using tg::DTensor;
+using tg::Tensor;
 using tg::Shape;
-using Inputs = std::vector<DTensor>;
+using Inputs = std::vector<Tensor>;
 
 namespace {
 
@@ -28,8 +28,8 @@ struct ConvConfig {
       << ", " << dw << "), groups " << groups << (bias ? ", bias" : "");
     return s.str();
   }
-  DTensor conv(const Inputs& in) const {
-    return tg::conv2d(in[0], in[1], bias ? in[2] : DTensor(), {sh, sw}, {ph, pw}, {dh, dw}, groups);
+  Tensor conv(const Inputs& in) const {
+    return tg::conv2d(in[0], in[1], bias ? in[2] : Tensor(), {sh, sw}, {ph, pw}, {dh, dw}, groups);
   }
 };
 
@@ -69,8 +69,8 @@ ConvConfig random_config(tg::Generator& g) {
   return touches_input(c) ? c : random_config(g);
 }
 
-DTensor random_tensor(const Shape& s, tg::Generator& g) {
-  DTensor t = tg::rand<double>(s, g, -1.0, 1.0);
+Tensor random_tensor(const Shape& s, tg::Generator& g) {
+  Tensor t = tg::rand(s, g, -1.0, 1.0, tg::kFloat64);
   t.requires_grad_();
   return t;
 }
@@ -111,10 +111,12 @@ xt::xarray<double> naive_conv(const ConvConfig& c, const xt::xarray<double>& x, 
 
 // conv2d of `in` against the direct convolution: shape and values.
 void check_equals_direct(const ConvConfig& c, const Inputs& in) {
-  const xt::xarray<double> want = naive_conv(c, in[0].value(), in[1].value(), c.bias ? &in[2].value() : nullptr);
-  const DTensor y = c.conv(in);
+  const xt::xarray<double> bias_values = c.bias ? in[2].to_xarray<double>() : xt::xarray<double>();
+  const xt::xarray<double> want =
+      naive_conv(c, in[0].to_xarray<double>(), in[1].to_xarray<double>(), c.bias ? &bias_values : nullptr);
+  const Tensor y = c.conv(in);
   REQUIRE(y.shape() == Shape{c.n, c.c_out, c.ho(), c.wo()});
-  CHECK(xt::allclose(y.value(), want));
+  CHECK(xt::allclose(y.value<double>(), want));
 }
 
 }  // namespace
@@ -127,11 +129,11 @@ TEST_CASE("im2col and col2im: gradcheck and gradgradcheck") {
     const ConvConfig c = random_config(g);
     CAPTURE(c.str());
     const tg::Size2 k(c.kh, c.kw), s(c.sh, c.sw), p(c.ph, c.pw), d(c.dh, c.dw);
-    const DTensor x = random_tensor({c.n, c.c_in, c.h, c.w}, g);
+    const Tensor x = random_tensor({c.n, c.c_in, c.h, c.w}, g);
     auto im2col = [&](const Inputs& in) { return tg::im2col(in[0], k, s, p, d); };
     CHECK(tg::gradcheck(im2col, {x}).passed);
     CHECK(tg::gradgradcheck(im2col, {x}).passed);
-    const DTensor cols = random_tensor({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g);
+    const Tensor cols = random_tensor({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g);
     auto col2im = [&](const Inputs& in) { return tg::col2im(in[0], {c.h, c.w}, k, s, p, d); };
     CHECK(tg::gradcheck(col2im, {cols}).passed);
     CHECK(tg::gradgradcheck(col2im, {cols}).passed);
@@ -144,10 +146,10 @@ TEST_CASE("im2col and col2im are adjoint: <im2col(x), y> = <x, col2im(y)>") {
     const ConvConfig c = random_config(g);
     CAPTURE(c.str());
     const tg::Size2 k(c.kh, c.kw), s(c.sh, c.sw), p(c.ph, c.pw), d(c.dh, c.dw);
-    const DTensor x = tg::randn<double>({c.n, c.c_in, c.h, c.w}, g);
-    const DTensor y = tg::randn<double>({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g);
-    const double lhs = xt::sum(tg::im2col(x, k, s, p, d).value() * y.value())();
-    const double rhs = xt::sum(x.value() * tg::col2im(y, {c.h, c.w}, k, s, p, d).value())();
+    const Tensor x = tg::randn({c.n, c.c_in, c.h, c.w}, g, 0.0, 1.0, tg::kFloat64);
+    const Tensor y = tg::randn({c.n, c.c_in * c.kh * c.kw, c.ho() * c.wo()}, g, 0.0, 1.0, tg::kFloat64);
+    const double lhs = xt::sum(tg::im2col(x, k, s, p, d).value<double>() * y.value<double>())();
+    const double rhs = xt::sum(x.value<double>() * tg::col2im(y, {c.h, c.w}, k, s, p, d).value<double>())();
     CHECK(lhs == doctest::Approx(rhs));
   }
 }
@@ -170,9 +172,9 @@ TEST_CASE("conv2d: gradcheck and gradgradcheck over strides, paddings, dilations
 
 TEST_CASE("depthwise conv2d and conv1d: gradcheck") {
   tg::Generator g(14);
-  const DTensor x = random_tensor({2, 3, 5, 4}, g), w = random_tensor({6, 1, 3, 2}, g), b = random_tensor({6}, g);
+  const Tensor x = random_tensor({2, 3, 5, 4}, g), w = random_tensor({6, 1, 3, 2}, g), b = random_tensor({6}, g);
   CHECK(tg::gradcheck([](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], 1, {1, 0}, 1, 3); }, {x, w, b}).passed);
-  const DTensor x1 = random_tensor({2, 4, 9}, g), w1 = random_tensor({2, 2, 3}, g), b1 = random_tensor({2}, g);
+  const Tensor x1 = random_tensor({2, 4, 9}, g), w1 = random_tensor({2, 2, 3}, g), b1 = random_tensor({2}, g);
   auto f1 = [](const Inputs& in) { return tg::conv1d(in[0], in[1], in[2], 2, 1, 2, 2); };
   CHECK(tg::gradcheck(f1, {x1, w1, b1}).passed);
   CHECK(tg::gradgradcheck(f1, {x1, w1, b1}).passed);
@@ -183,7 +185,7 @@ TEST_CASE("max_pool2d and avg_pool2d: gradcheck and gradgradcheck") {
   for (int draw = 0; draw < 12; ++draw) {
     const std::size_t kh = 1 + g.below(3), kw = 1 + g.below(3), sh = 1 + g.below(3), sw = 1 + g.below(2);
     const std::size_t ph = g.below(kh / 2 + 1), pw = g.below(kw / 2 + 1);
-    const DTensor x = random_tensor({1 + g.below(2), 1 + g.below(3), kh + g.below(4), kw + g.below(4)}, g);
+    const Tensor x = random_tensor({1 + g.below(2), 1 + g.below(3), kh + g.below(4), kw + g.below(4)}, g);
     CAPTURE(draw);
     auto maxp = [&](const Inputs& in) { return tg::max_pool2d(in[0], {kh, kw}, {sh, sw}, {ph, pw}); };
     auto avgp = [&](const Inputs& in) { return tg::avg_pool2d(in[0], {kh, kw}, {sh, sw}, {ph, pw}); };
@@ -232,10 +234,10 @@ TEST_CASE("the kernel gradient is the upstream gradient times the input patch, s
     const ConvConfig c = random_config(g);
     CAPTURE(c.str());
     const Inputs in = conv_inputs(c, g);
-    const DTensor upstream = tg::randn<double>({c.n, c.c_out, c.ho(), c.wo()}, g);
+    const Tensor upstream = tg::randn({c.n, c.c_out, c.ho(), c.wo()}, g, 0.0, 1.0, tg::kFloat64);
     c.conv(in).backward(upstream);
-    const auto& x = in[0].value();
-    const auto& dy = upstream.value();
+    const xt::xarray<double> x = in[0].to_xarray<double>();
+    const xt::xarray<double> dy = upstream.to_xarray<double>();
     const std::size_t cin_g = c.c_in / c.groups, cout_g = c.c_out / c.groups;
     xt::xarray<double> dw = xt::zeros<double>({c.c_out, cin_g, c.kh, c.kw});
     xt::xarray<double> db = xt::zeros<double>({c.c_out});
@@ -252,8 +254,8 @@ TEST_CASE("the kernel gradient is the upstream gradient times the input patch, s
                     dw(co, ci, i, j) += dy(n, co, oh, ow) * x(n, (co / cout_g) * cin_g + ci, std::size_t(ih), std::size_t(iw));
                 }
           }
-    CHECK(xt::allclose(in[1].grad().value(), dw));
-    if (c.bias) CHECK(xt::allclose(in[2].grad().value(), db));
+    CHECK(xt::allclose(in[1].grad().value<double>(), dw));
+    if (c.bias) CHECK(xt::allclose(in[2].grad().value<double>(), db));
   }
 }
 
@@ -267,7 +269,7 @@ TEST_CASE("a convolution is a dense layer with tied weights and zeros outside ea
     c.bias = false;
     CAPTURE(c.str());
     const Inputs in = conv_inputs(c, g);
-    const auto& w = in[1].value();
+    const xt::xarray<double> w = in[1].to_xarray<double>();
     // dense: (C_out·Ho·Wo, C_in·H·W); entry (co, oh, ow) x (ci, ih, iw) is the
     // kernel weight that connects them, or 0.
     const std::size_t rows = c.c_out * c.ho() * c.wo(), cols = c.c_in * c.h * c.w;
@@ -287,30 +289,30 @@ TEST_CASE("a convolution is a dense layer with tied weights and zeros outside ea
                 dense(r, q) += w(co, ci, i, j);
                 tie(r, q) = int(((co * c.c_in + ci) * c.kh + i) * c.kw + j);
               }
-    DTensor dense_w(dense, true);
-    const DTensor x_flat = tg::reshape(in[0], Shape{c.n, cols}).detach();
-    const DTensor y_dense = tg::linear(x_flat, dense_w);  // (N, C_out·Ho·Wo)
-    const DTensor y_conv = c.conv(in);
-    CHECK(xt::allclose(y_dense.value(), tg::reshape(y_conv, Shape{c.n, rows}).value()));
+    Tensor dense_w(dense, true);
+    const Tensor x_flat = tg::reshape(in[0], Shape{c.n, cols}).detach();
+    const Tensor y_dense = tg::linear(x_flat, dense_w);  // (N, C_out·Ho·Wo)
+    const Tensor y_conv = c.conv(in);
+    CHECK(xt::allclose(y_dense.value<double>(), tg::reshape(y_conv, Shape{c.n, rows}).value<double>()));
 
     // Same upstream gradient through both.
-    const DTensor upstream = tg::randn<double>({c.n, rows}, g);
+    const Tensor upstream = tg::randn({c.n, rows}, g, 0.0, 1.0, tg::kFloat64);
     y_dense.backward(upstream);
     y_conv.backward(tg::reshape(upstream, Shape{c.n, c.c_out, c.ho(), c.wo()}).detach());
     xt::xarray<double> tied_sum = xt::zeros<double>({w.size()});
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t q = 0; q < cols; ++q)
-        if (tie(r, q) >= 0) tied_sum(std::size_t(tie(r, q))) += dense_w.grad().value()(r, q);
-    CHECK(xt::allclose(tg::reshape(in[1].grad(), Shape{w.size()}).value(), tied_sum));
+        if (tie(r, q) >= 0) tied_sum(std::size_t(tie(r, q))) += dense_w.grad().value<double>()(r, q);
+    CHECK(xt::allclose(tg::reshape(in[1].grad(), Shape{w.size()}).value<double>(), tied_sum));
   }
 }
 
 TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a max") {
   tg::Generator g(19);
-  const DTensor x = tg::randn<double>({2, 3, 7, 6}, g) - 5.0;  // all negative: zero padding would win
+  const Tensor x = tg::randn({2, 3, 7, 6}, g, 0.0, 1.0, tg::kFloat64) - 5.0;  // all negative: zero padding would win
   const std::size_t k = 3, s = 2, p = 1;
-  const auto mp = tg::max_pool2d(x, k, s, p).value();
-  const auto ap = tg::avg_pool2d(x, k, s, p).value();
+  const auto mp = tg::max_pool2d(x, k, s, p).value<double>();
+  const auto ap = tg::avg_pool2d(x, k, s, p).value<double>();
   const std::size_t ho = (7 + 2 * p - k) / s + 1, wo = (6 + 2 * p - k) / s + 1;
   REQUIRE(mp.shape() == xt::xarray<double>::shape_type{2, 3, ho, wo});
   for (std::size_t n = 0; n < 2; ++n)
@@ -322,7 +324,7 @@ TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a ma
             for (std::size_t j = 0; j < k; ++j) {
               const auto ih = source(oh, i, s, p, 1, 7), iw = source(ow, j, s, p, 1, 6);
               if (ih < 0 || iw < 0) continue;
-              const double v = x.value()(n, ch, std::size_t(ih), std::size_t(iw));
+              const double v = x.value<double>()(n, ch, std::size_t(ih), std::size_t(iw));
               best = std::max(best, v);
               total += v;
             }
@@ -333,25 +335,25 @@ TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a ma
 }
 
 TEST_CASE("max_pool2d splits the gradient between tied maxima of a window") {
-  DTensor x(xt::xarray<double>{{{{1.0, 4.0}, {4.0, 2.0}}}}, true);  // (1, 1, 2, 2), two maxima
+  Tensor x(xt::xarray<double>{{{{1.0, 4.0}, {4.0, 2.0}}}}, true);  // (1, 1, 2, 2), two maxima
   tg::sum(tg::max_pool2d(x, 2)).backward();
-  CHECK(x.grad().value() == xt::xarray<double>{{{{0.0, 0.5}, {0.5, 0.0}}}});
+  CHECK(x.grad().value<double>() == xt::xarray<double>{{{{0.0, 0.5}, {0.5, 0.0}}}});
 }
 
 TEST_CASE("conv1d equals the direct 1-d convolution") {
   tg::Generator g(20);
-  const DTensor x = tg::randn<double>({2, 3, 10}, g), w = tg::randn<double>({4, 3, 3}, g), b = tg::randn<double>({4}, g);
+  const Tensor x = tg::randn({2, 3, 10}, g, 0.0, 1.0, tg::kFloat64), w = tg::randn({4, 3, 3}, g, 0.0, 1.0, tg::kFloat64), b = tg::randn({4}, g, 0.0, 1.0, tg::kFloat64);
   const std::size_t stride = 2, pad = 1, dil = 2, lo = (10 + 2 * pad - dil * 2 - 1) / stride + 1;
-  const auto y = tg::conv1d(x, w, b, stride, pad, dil).value();
+  const auto y = tg::conv1d(x, w, b, stride, pad, dil).value<double>();
   REQUIRE(y.shape() == xt::xarray<double>::shape_type{2, 4, lo});
   for (std::size_t n = 0; n < 2; ++n)
     for (std::size_t co = 0; co < 4; ++co)
       for (std::size_t o = 0; o < lo; ++o) {
-        double acc = b.value()(co);
+        double acc = b.value<double>()(co);
         for (std::size_t ci = 0; ci < 3; ++ci)
           for (std::size_t t = 0; t < 3; ++t) {
             const auto i = source(o, t, stride, pad, dil, 10);
-            if (i >= 0) acc += w.value()(co, ci, t) * x.value()(n, ci, std::size_t(i));
+            if (i >= 0) acc += w.value<double>()(co, ci, t) * x.value<double>()(n, ci, std::size_t(i));
           }
         CHECK(y(n, co, o) == doctest::Approx(acc));
       }
@@ -360,16 +362,16 @@ TEST_CASE("conv1d equals the direct 1-d convolution") {
 TEST_CASE("the tape of a conv shows its composition: im2col, matmul, reshape, add") {
   tg::tape().clear();
   tg::Generator g(21);
-  const tg::Tensor x = tg::randn<float>({2, 1, 5, 5}, g);
-  tg::Tensor w = tg::randn<float>({3, 1, 3, 3}, g).requires_grad_();
-  tg::Tensor b = tg::zeros<float>({3}, true);
+  const tg::Tensor x = tg::randn({2, 1, 5, 5}, g);
+  tg::Tensor w = tg::randn({3, 1, 3, 3}, g).requires_grad_();
+  tg::Tensor b = tg::zeros({3}, tg::requires_grad());
   const tg::Tensor y = tg::conv2d(x, w, b, 1, 1);
   // x needs no gradient, so im2col is not recorded: its output is a constant.
   std::vector<std::string> ops;
   for (std::size_t i = 0; i < tg::tape().size(); ++i) ops.push_back(tg::tape()[i].op);
   CHECK(ops == std::vector<std::string>{"reshape", "matmul", "reshape", "reshape", "add"});
   tg::tape().clear();
-  tg::conv2d(x.detach().requires_grad_(), w, b, 1, 1);
+  const tg::Tensor y2 = tg::conv2d(x.detach().requires_grad_(), w, b, 1, 1);  // kept: a dead result frees its graph
   CHECK(tg::tape()[0].op == "im2col");
   tg::tape().clear();
 }
@@ -378,26 +380,55 @@ TEST_CASE("the tape of a conv shows its composition: im2col, matmul, reshape, ad
 
 TEST_CASE("conv and pooling errors name the op and the shapes") {
   tg::Generator g(22);
-  const tg::Tensor x = tg::randn<float>({1, 3, 5, 5}, g);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 4, 3, 3}, g)),
+  const tg::Tensor x = tg::randn({1, 3, 5, 5}, g);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn({2, 4, 3, 3}, g)),
                        doctest::Contains("conv2d: input (1, 3, 5, 5) has 3 channels but weight (2, 4, 3, 3)"),
                        tg::ShapeError);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 7, 3}, g)),
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn({2, 3, 7, 3}, g)),
                        doctest::Contains("conv2d: kernel (7, 3) with dilation (1, 1) is larger than the padded input (5, 5)"),
                        tg::ShapeError);
-  CHECK(tg::conv2d(x, tg::randn<float>({2, 3, 7, 3}, g), {}, 1, 1).shape() == Shape{1, 2, 1, 5});
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 3, 3}, g), {}, 0),
+  CHECK(tg::conv2d(x, tg::randn({2, 3, 7, 3}, g), {}, 1, 1).shape() == Shape{1, 2, 1, 5});
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn({2, 3, 3, 3}, g), {}, 0),
                        doctest::Contains("conv2d: stride must be positive, got (0, 0)"), tg::ValueError);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({2, 3, 3, 3}, g), tg::zeros<float>({3})),
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn({2, 3, 3, 3}, g), tg::zeros({3})),
                        doctest::Contains("conv2d: bias must have shape (2,), got (3,)"), tg::ShapeError);
-  CHECK_THROWS_WITH_AS(tg::conv2d(tg::randn<float>({3, 5, 5}, g), tg::randn<float>({2, 3, 3, 3}, g)),
+  CHECK_THROWS_WITH_AS(tg::conv2d(tg::randn({3, 5, 5}, g), tg::randn({2, 3, 3, 3}, g)),
                        doctest::Contains("conv2d: input must have shape (N, C, H, W), got (3, 5, 5)"), tg::ShapeError);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn<float>({3, 1, 3, 3}, g), {}, 1, 0, 1, 2),
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, tg::randn({3, 1, 3, 3}, g), {}, 1, 0, 1, 2),
                        doctest::Contains("groups = 2"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 7), doctest::Contains("max_pool2d: kernel (7, 7)"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 2, 2, 2), doctest::Contains("max_pool2d: padding (2, 2) must be at most half"),
                        tg::ValueError);
-  CHECK_THROWS_WITH_AS(tg::col2im(tg::zeros<float>({1, 5, 9}), {5, 5}, 2), doctest::Contains("col2im"), tg::ShapeError);
-  CHECK_THROWS_WITH_AS(tg::conv1d(x, tg::randn<float>({2, 3, 3}, g)), doctest::Contains("conv1d: input must have shape (N, C, L)"),
+  CHECK_THROWS_WITH_AS(tg::col2im(tg::zeros({1, 5, 9}), {5, 5}, 2), doctest::Contains("col2im"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::conv1d(x, tg::randn({2, 3, 3}, g)), doctest::Contains("conv1d: input must have shape (N, C, L)"),
                        tg::ShapeError);
+}
+
+TEST_CASE("negative sizes are refused by name, never cast to huge unsigned values") {
+  tg::Generator g(23);
+  const tg::Tensor x = tg::randn({1, 2, 6, 6}, g), w = tg::randn({2, 2, 3, 3}, g);
+  const int minus_one = -1;  // as a caller's int variable would hold it
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, w, {}, minus_one), doctest::Contains("conv2d: stride must not be negative, got (-1, -1)"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, w, {}, 1, {0, minus_one}), doctest::Contains("conv2d: padding must not be negative"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, w, {}, 1, 0, minus_one), doctest::Contains("conv2d: dilation must not be negative"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv2d(x, w, {}, 1, 0, 1, minus_one), doctest::Contains("conv2d: groups must be positive"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 2, minus_one), doctest::Contains("max_pool2d: stride must not be negative"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::avg_pool2d(x, 2, 2, minus_one), doctest::Contains("avg_pool2d: padding must not be negative"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::im2col(x, minus_one), doctest::Contains("im2col: kernel size must not be negative"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::col2im(tg::zeros({1, 8, 25}), {6, minus_one}, 2),
+                       doctest::Contains("col2im: image size must not be negative"), tg::ValueError);
+  const tg::Tensor x1 = tg::randn({1, 2, 8}, g), w1 = tg::randn({2, 2, 3}, g);
+  CHECK_THROWS_WITH_AS(tg::conv1d(x1, w1, {}, minus_one), doctest::Contains("conv1d"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::conv1d(x1, w1, {}, 1, minus_one), doctest::Contains("padding must not be negative"),
+                       tg::ValueError);
+  // A size_t that wrapped from a negative int reads as negative too.
+  const std::size_t wrapped = std::size_t(minus_one);
+  CHECK_THROWS_AS(tg::conv2d(x, w, {}, wrapped), tg::ValueError);
 }

@@ -453,12 +453,14 @@ struct TinyMnist {
 void check_dataset(const data::Dataset& d, const TinyMnist& m, std::size_t n, data::Normalization norm) {
   REQUIRE(d.size() == n);
   CHECK(d.images.shape() == tg::Shape{n, 1, 28, 28});
+  CHECK(d.images.dtype() == tg::kFloat32);
+  CHECK(d.images.is_contiguous());
   CHECK_FALSE(d.images.requires_grad());
   for (std::size_t i = 0; i < n; ++i) CHECK(d.labels[i] == m.labels.data[i]);
   bool exact = true;
   for (std::size_t i = 0; i < n * 28 * 28; ++i) {
     const float want = (static_cast<float>(m.images.data[i]) / 255.0f - norm.mean) / norm.std;
-    exact = exact && d.images.data()[i] == want;
+    exact = exact && d.images.data<float>()[i] == want;
   }
   CHECK(exact);
 }
@@ -471,15 +473,15 @@ TEST_CASE("load_mnist scales to [0, 1] and normalizes with the given mean and st
 
   const data::Dataset train = data::load_mnist(dir, true);  // Fashion-MNIST's statistics by default
   check_dataset(train, m, 6, data::fashion_mnist_normalization);
-  CHECK(train.images.data()[0] == (0.0f - 0.2860f) / 0.3530f);
-  CHECK(train.images.data()[1] == (1.0f - 0.2860f) / 0.3530f);
+  CHECK(train.images.data<float>()[0] == (0.0f - 0.2860f) / 0.3530f);
+  CHECK(train.images.data<float>()[1] == (1.0f - 0.2860f) / 0.3530f);
 
   const data::Dataset raw = data::load_mnist(dir, true, 0, {0.0f, 1.0f});
   check_dataset(raw, m, 6, data::no_normalization);
-  CHECK(raw.images.data()[0] == 0.0f);
-  CHECK(raw.images.data()[1] == 1.0f);
-  CHECK(xt::amin(raw.images.value())() >= 0.0f);
-  CHECK(xt::amax(raw.images.value())() <= 1.0f);
+  CHECK(raw.images.data<float>()[0] == 0.0f);
+  CHECK(raw.images.data<float>()[1] == 1.0f);
+  CHECK(xt::amin(raw.images.value<float>())() >= 0.0f);
+  CHECK(xt::amax(raw.images.value<float>())() <= 1.0f);
 
   check_dataset(data::load_mnist(dir, false, 0, data::mnist_normalization), m, 6, data::mnist_normalization);  // from .gz
   check_dataset(data::load_mnist(dir, false, 4), m, 4, data::fashion_mnist_normalization);                  // a limit
@@ -610,7 +612,7 @@ TEST_CASE("DataLoader batches are copies of the dataset's rows with their labels
         const std::size_t row = b.indices[k];
         CHECK(b.indices[k] == loader.order()[i * 3 + k]);
         CHECK(b.labels[k] == d.labels[row]);
-        CHECK(xt::view(b.images.value(), k) == xt::view(d.images.value(), row));
+        CHECK(xt::view(b.images.value<float>(), k) == xt::view(d.images.value<float>(), row));
       }
     }
   }
@@ -618,8 +620,38 @@ TEST_CASE("DataLoader batches are copies of the dataset's rows with their labels
   loader.start_epoch();
   data::Batch b = loader.batch(0);
   const std::size_t row = b.indices[0];
-  b.images.value()(0, 0, 0, 0) = -1.0f;
-  CHECK(d.images.value()(row, 0, 0, 0) == static_cast<float>(100 * row));
+  b.images.mutable_value<float>()(0, 0, 0, 0) = -1.0f;
+  CHECK(d.images.value<float>()(row, 0, 0, 0) == static_cast<float>(100 * row));
+}
+
+TEST_CASE("DataLoader batches images of any dtype and layout, in the dataset's dtype") {
+  const data::Dataset d = numbered(5);
+  for (const tg::Dtype dtype : {tg::kFloat32, tg::kFloat64, tg::kInt64, tg::kBool}) {
+    INFO(tg::dtype_name(dtype));
+    data::Dataset converted = d;
+    converted.images = d.images.to(dtype);
+    data::DataLoader loader(converted, {2, true, 5});
+    loader.start_epoch();
+    const xt::xarray<double> all = converted.images.to(tg::kFloat64).to_xarray<double>();
+    for (std::size_t i = 0; i < loader.num_batches(); ++i) {
+      const data::Batch b = loader.batch(i);
+      CHECK(b.images.dtype() == dtype);
+      const xt::xarray<double> got = b.images.to(tg::kFloat64).to_xarray<double>();
+      for (std::size_t k = 0; k < b.size(); ++k) CHECK(xt::view(got, k) == xt::view(all, b.indices[k]));
+    }
+  }
+
+  // A strided view (rows and columns swapped) is batched as its elements read
+  // in row-major order, as torch would index it.
+  data::Dataset transposed = d;
+  transposed.images = d.images.transpose(2, 3);
+  REQUIRE_FALSE(transposed.images.is_contiguous());
+  data::DataLoader loader(transposed, {5});
+  loader.start_epoch();
+  const data::Batch b = loader.batch(0);
+  CHECK(b.images.shape() == tg::Shape{5, 1, 3, 2});
+  CHECK(b.images.to_xarray<float>() == transposed.images.to_xarray<float>());
+  CHECK(b.images.value<float>()(1, 0, 2, 0) == 102.0f);  // row 1, element (0, 2) before the transpose
 }
 
 TEST_CASE("DataLoader shuffling: each index once per epoch, reproducible from the seed") {
@@ -684,12 +716,12 @@ TEST_CASE("the Debian Fashion-MNIST test set, when installed") {
   }
   CHECK(out_of_range == 0);
   for (std::size_t c = 0; c < 10; ++c) CHECK(per_class[c] == 1000);
-  CHECK(xt::amin(test.images.value())() == 0.0f);
-  CHECK(xt::amax(test.images.value())() == 1.0f);
+  CHECK(xt::amin(test.images.value<float>())() == 0.0f);
+  CHECK(xt::amax(test.images.value<float>())() == 1.0f);
   // The default normalization gives the test set roughly zero mean, unit std.
   const data::Dataset normalized = data::load_mnist(dir, false);
-  const double mean = xt::mean(normalized.images.value())();
-  const double stddev = xt::stddev(normalized.images.value())();
+  const double mean = xt::mean(normalized.images.value<float>())();
+  const double stddev = xt::stddev(normalized.images.value<float>())();
   CHECK(std::abs(mean) < 0.02);
   CHECK(std::abs(stddev - 1.0) < 0.02);
 

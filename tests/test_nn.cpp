@@ -2,6 +2,7 @@
 // each layer against an independent computation or finite differences.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -9,7 +10,6 @@
 #include <tapegrad/nn/layers.hpp>
 #include <tapegrad/tapegrad.hpp>
 
-using tg::DTensor;
 using tg::Shape;
 namespace nn = tg::nn;
 
@@ -28,8 +28,7 @@ struct SmallNet : nn::Module {
   std::string type_name() const override { return "SmallNet"; }
 };
 
-template <class T>
-std::vector<std::string> names(const std::vector<std::pair<std::string, tg::BasicTensor<T>>>& named) {
+std::vector<std::string> names(const std::vector<std::pair<std::string, tg::Tensor>>& named) {
   std::vector<std::string> out;
   for (const auto& n : named) out.push_back(n.first);
   return out;
@@ -49,33 +48,43 @@ TEST_CASE("named_parameters walks the tree with dotted names, in registration or
   CHECK(net.find("head.weight").same(net.head->weight));
   CHECK_THROWS_WITH_AS(net.find("head.nope"), doctest::Contains("no parameter or buffer named \"nope\""), tg::ValueError);
   // Handles: a change through the module is seen by the parameter list.
-  net.head->weight.value()(0, 0) = 42.0f;
-  CHECK(net.parameters()[2].value()(0, 0) == 42.0f);
+  {
+    tg::NoGradGuard no_grad;  // the parameter requires grad: written only outside the graph
+    net.head->weight.mutable_value<float>()(0, 0) = 42.0f;
+  }
+  CHECK(net.parameters()[2].value<float>()(0, 0) == 42.0f);
+  // Parameters are float32, and carry their dotted names.
+  for (const auto& [name, p] : net.named_parameters()) {
+    CAPTURE(name);
+    CHECK(p.dtype() == tg::kFloat32);
+    CHECK(p.name() == name);
+  }
 }
 
 TEST_CASE("default initialization is PyTorch's: uniform in ±1/sqrt(fan_in)") {
   tg::Generator gen(2);
   nn::Conv2d conv(8, 16, 5, gen);
   const double bound = 1.0 / std::sqrt(8.0 * 25.0);
-  CHECK(xt::amax(xt::abs(conv.weight.value()))() <= bound);
-  CHECK(xt::amax(xt::abs(conv.weight.value()))() > 0.9 * bound);
-  const double variance = xt::variance(conv.weight.value())();
+  const xt::xarray<float> w = conv.weight.to_xarray<float>();
+  CHECK(xt::amax(xt::abs(w))() <= bound);
+  CHECK(xt::amax(xt::abs(w))() > 0.9 * bound);
+  const double variance = xt::variance(w)();
   CHECK(variance == doctest::Approx(bound * bound / 3).epsilon(0.1));
   nn::Linear lin(100, 10, gen, /*bias=*/false);
   CHECK_FALSE(lin.bias.defined());
   CHECK(names(lin.named_parameters()) == std::vector<std::string>{"weight"});
   tg::Generator g1(9), g2(9);
-  CHECK(nn::Linear(3, 2, g1).weight.value() == nn::Linear(3, 2, g2).weight.value());
+  CHECK(nn::Linear(3, 2, g1).weight.to_xarray<float>() == nn::Linear(3, 2, g2).weight.to_xarray<float>());
 }
 
 TEST_CASE("Linear and Conv2d compute their functional ops with their parameters") {
   tg::Generator gen(3);
   nn::Linear lin(4, 3, gen);
-  const tg::Tensor x = tg::randn<float>({2, 4}, gen);
-  CHECK(xt::allclose(lin(x).value(), tg::linear(x, lin.weight, lin.bias).value()));
+  const tg::Tensor x = tg::randn({2, 4}, gen);
+  CHECK(xt::allclose(lin(x).value<float>(), tg::linear(x, lin.weight, lin.bias).value<float>()));
   nn::Conv2d conv(2, 3, {3, 2}, gen, 2, 1, 1, 1);
-  const tg::Tensor img = tg::randn<float>({1, 2, 6, 5}, gen);
-  CHECK(xt::allclose(conv(img).value(), tg::conv2d(img, conv.weight, conv.bias, 2, 1).value()));
+  const tg::Tensor img = tg::randn({1, 2, 6, 5}, gen);
+  CHECK(xt::allclose(conv(img).value<float>(), tg::conv2d(img, conv.weight, conv.bias, 2, 1).value<float>()));
 }
 
 TEST_CASE("train and eval reach every submodule; Dropout is the identity in eval") {
@@ -85,10 +94,12 @@ TEST_CASE("train and eval reach every submodule; Dropout is the identity in eval
   CHECK(drop->is_training());
   seq.eval();
   CHECK_FALSE(drop->is_training());
-  const tg::Tensor x = tg::ones<float>({1000});
-  CHECK((*drop)(x).value() == x.value());
+  const tg::Tensor x = tg::ones({1000});
+  CHECK((*drop)(x).to_xarray<float>() == x.to_xarray<float>());
   seq.train();
-  const auto y = (*drop)(x).value();
+  const tg::Tensor dropped = (*drop)(x);
+  CHECK(dropped.dtype() == tg::kFloat32);  // the mask follows the input's dtype
+  const auto y = dropped.to_xarray<float>();
   std::size_t zeros = 0;
   for (float v : y) {
     CHECK((v == 0.0f || v == 2.0f));  // kept elements scaled by 1/(1-p)
@@ -96,57 +107,74 @@ TEST_CASE("train and eval reach every submodule; Dropout is the identity in eval
   }
   CHECK(double(zeros) == doctest::Approx(500).epsilon(0.1));
   tg::Generator a(5), b(5);
-  CHECK(nn::Dropout(0.3, a)(x).value() == nn::Dropout(0.3, b)(x).value());
+  CHECK(nn::Dropout(0.3, a)(x).to_xarray<float>() == nn::Dropout(0.3, b)(x).to_xarray<float>());
+  const tg::Tensor xd = tg::ones({100}, tg::kFloat64);
+  CHECK(nn::Dropout(0.3, a)(xd).dtype() == tg::kFloat64);
 }
 
 TEST_CASE("BatchNorm2d: batch statistics in training, running statistics in eval") {
   tg::Generator gen(6);
-  nn::DBatchNorm2d bn(3, 1e-5, 0.1);
-  bn.weight.value() = xt::xarray<double>{1.0, 2.0, 0.5};
-  bn.bias.value() = xt::xarray<double>{0.0, 1.0, -1.0};
-  const DTensor x = tg::randn<double>({4, 3, 2, 5}, gen, 3.0, 2.0);
-  const auto y = bn(x).value();
+  nn::BatchNorm2d bn(3, 1e-5, 0.1);
+  CHECK(bn.num_batches_tracked.dtype() == tg::kInt64);  // as PyTorch's
+  CHECK(bn.num_batches_tracked.shape() == Shape{});
+  CHECK(&bn.to(tg::kFloat64) == &bn);  // computed in double below, compared to double references
+  CHECK(bn.running_mean.dtype() == tg::kFloat64);
+  CHECK(bn.num_batches_tracked.dtype() == tg::kInt64);  // integer buffers are not converted
+  {
+    tg::NoGradGuard no_grad;
+    bn.weight.copy_(tg::tensor({1.0, 2.0, 0.5}));
+    bn.bias.copy_(tg::tensor({0.0, 1.0, -1.0}));
+  }
+  const tg::Tensor x = tg::randn({4, 3, 2, 5}, gen, 3.0, 2.0, tg::kFloat64);
+  const auto xv = x.value<double>();
+  const tg::Tensor out = bn(x);
+  CHECK(out.dtype() == tg::kFloat64);
+  const auto y = out.to_xarray<double>();
   for (std::size_t c = 0; c < 3; ++c) {
     double mean = 0, sq = 0;
     const double n = 4 * 2 * 5;
     for (std::size_t i = 0; i < 4; ++i)
       for (std::size_t h = 0; h < 2; ++h)
-        for (std::size_t w = 0; w < 5; ++w) mean += x.value()(i, c, h, w) / n;
+        for (std::size_t w = 0; w < 5; ++w) mean += xv(i, c, h, w) / n;
     for (std::size_t i = 0; i < 4; ++i)
       for (std::size_t h = 0; h < 2; ++h)
-        for (std::size_t w = 0; w < 5; ++w) sq += std::pow(x.value()(i, c, h, w) - mean, 2);
+        for (std::size_t w = 0; w < 5; ++w) sq += std::pow(xv(i, c, h, w) - mean, 2);
     const double var = sq / n;
     for (std::size_t i = 0; i < 4; ++i)
       for (std::size_t h = 0; h < 2; ++h)
         for (std::size_t w = 0; w < 5; ++w) {
-          const double want = bn.weight.value()(c) * (x.value()(i, c, h, w) - mean) / std::sqrt(var + 1e-5) + bn.bias.value()(c);
+          const double want = bn.weight.value<double>()(c) * (xv(i, c, h, w) - mean) / std::sqrt(var + 1e-5) + bn.bias.value<double>()(c);
           CHECK(y(i, c, h, w) == doctest::Approx(want));
         }
     // running statistics: (1 - m)·initial + m·batch, the variance unbiased
-    CHECK(bn.running_mean.value()(c) == doctest::Approx(0.1 * mean));
-    CHECK(bn.running_var.value()(c) == doctest::Approx(0.9 + 0.1 * var * n / (n - 1)));
+    CHECK(bn.running_mean.value<double>()(c) == doctest::Approx(0.1 * mean));
+    CHECK(bn.running_var.value<double>()(c) == doctest::Approx(0.9 + 0.1 * var * n / (n - 1)));
   }
   CHECK(bn.num_batches_tracked.item() == 1.0);
   CHECK(names(bn.named_buffers()) == std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"});
 
   bn.eval();
-  const auto z = bn(x).value();
-  const double rm = bn.running_mean.value()(1), rv = bn.running_var.value()(1);
-  CHECK(z(0, 1, 0, 0) == doctest::Approx(2.0 * (x.value()(0, 1, 0, 0) - rm) / std::sqrt(rv + 1e-5) + 1.0));
-  CHECK(bn.running_mean.value()(1) == rm);  // eval does not update
-  CHECK_THROWS_WITH_AS(bn(tg::zeros<double>({1, 2, 3, 3})), doctest::Contains("BatchNorm2d: expected input of shape (N, 3, H, W)"),
+  const auto z = bn(x).to_xarray<double>();
+  const double rm = bn.running_mean.value<double>()(1), rv = bn.running_var.value<double>()(1);
+  CHECK(z(0, 1, 0, 0) == doctest::Approx(2.0 * (xv(0, 1, 0, 0) - rm) / std::sqrt(rv + 1e-5) + 1.0));
+  CHECK(bn.running_mean.value<double>()(1) == rm);  // eval does not update
+  CHECK(bn.num_batches_tracked.item() == 1.0);
+  CHECK_THROWS_WITH_AS(bn(tg::zeros({1, 2, 3, 3}, tg::kFloat64)), doctest::Contains("BatchNorm2d: expected input of shape (N, 3, H, W)"),
                        tg::ShapeError);
 }
 
-TEST_CASE("gradcheck of a Sequential with conv, batchnorm, pool and linear, in double") {
+TEST_CASE("gradcheck of a Sequential with conv, batchnorm, pool and linear, converted to double") {
   tg::Generator gen(7);
-  nn::DSequential net{std::make_shared<nn::DConv2d>(2, 3, 3, gen, 1, 1), std::make_shared<nn::DBatchNorm2d>(3),
-                      std::make_shared<nn::DTanh>(), std::make_shared<nn::DMaxPool2d>(2),
-                      std::make_shared<nn::DFlatten>(), std::make_shared<nn::DLinear>(3 * 2 * 2, 2, gen)};
-  const DTensor x = tg::randn<double>({2, 2, 4, 4}, gen).requires_grad_();
-  std::vector<DTensor> inputs{x};
+  nn::Sequential net{std::make_shared<nn::Conv2d>(2, 3, 3, gen, 1, 1), std::make_shared<nn::BatchNorm2d>(3),
+                     std::make_shared<nn::Tanh>(), std::make_shared<nn::MaxPool2d>(2),
+                     std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(3 * 2 * 2, 2, gen)};
+  net.to(tg::kFloat64);
+  const tg::Tensor x = tg::randn({2, 2, 4, 4}, gen, 0.0, 1.0, tg::kFloat64).requires_grad_();
+  // The parameters are inputs: gradcheck perturbs them in place, which the
+  // module sees through its handles.
+  std::vector<tg::Tensor> inputs{x};
   for (const auto& p : net.parameters()) inputs.push_back(p);
-  auto f = [&](const std::vector<DTensor>& in) { return net(in[0]); };
+  auto f = [&](const std::vector<tg::Tensor>& in) { return net(in[0]); };
   const auto report = tg::gradcheck(f, inputs);
   INFO(report.message);
   CHECK(report.passed);
@@ -157,11 +185,12 @@ TEST_CASE("gradcheck of a Sequential with conv, batchnorm, pool and linear, in d
 TEST_CASE("freeze and unfreeze: whole module, a parameter, a submodule; frozen parameters are not recorded") {
   tg::Generator gen(8);
   SmallNet net(gen);
-  const tg::Tensor x = tg::randn<float>({2, 1, 6, 6}, gen);
+  const tg::Tensor x = tg::randn({2, 1, 6, 6}, gen);
 
   tg::tape().clear();
-  net(x);
+  const tg::Tensor full = net(x);  // kept alive: the tape drops the entries of a dead output
   const std::size_t full_tape = tg::tape().size();
+  REQUIRE(full_tape > 0);
 
   net.freeze("features");
   CHECK_FALSE(net.features->parameters()[0].requires_grad());
@@ -183,7 +212,7 @@ TEST_CASE("freeze and unfreeze: whole module, a parameter, a submodule; frozen p
   net.freeze();
   CHECK(net.num_trainable_parameters() == 0);
   tg::tape().clear();
-  net(x);
+  const tg::Tensor frozen = net(x);
   CHECK(tg::tape().size() == 0);
   CHECK_THROWS_WITH_AS(net.freeze("nothing"), doctest::Contains("freeze: no parameter or submodule named \"nothing\""),
                        tg::ValueError);
@@ -193,10 +222,24 @@ TEST_CASE("freeze and unfreeze: whole module, a parameter, a submodule; frozen p
 TEST_CASE("zero_grad clears every parameter's gradient") {
   tg::Generator gen(9);
   SmallNet net(gen);
-  tg::sum(net(tg::randn<float>({1, 1, 6, 6}, gen))).backward();
+  const tg::Tensor x = tg::randn({1, 1, 6, 6}, gen);
+  tg::sum(net(x)).backward();
   for (const auto& p : net.parameters()) CHECK(p.grad().defined());
   net.zero_grad();
   for (const auto& p : net.parameters()) CHECK_FALSE(p.grad().defined());
+
+  // set_to_none = false keeps each gradient tensor, zeroed in place.
+  tg::sum(net(x)).backward();
+  std::vector<tg::Tensor> grads;
+  for (const auto& p : net.parameters()) grads.push_back(p.grad());
+  net.zero_grad(false);
+  const auto params = net.parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    REQUIRE(params[i].grad().defined());
+    CHECK(params[i].grad().same(grads[i]));
+    const auto g = params[i].grad().to_xarray<float>();
+    CHECK(std::all_of(g.begin(), g.end(), [](float v) { return v == 0.0f; }));
+  }
 }
 
 TEST_CASE("summary lists each layer's output shape and parameters, Keras style") {
@@ -257,7 +300,7 @@ TEST_CASE("a model trained a few steps, saved and loaded into a fresh model give
   auto bn = std::make_shared<nn::BatchNorm2d>(1);  // buffers travel too
   nn::Sequential model{bn, std::make_shared<SmallNet>(gen)};
   tg::optim::Adam adam(model.parameters(), 1e-2);
-  const tg::Tensor x = tg::randn<float>({8, 1, 6, 6}, gen);
+  const tg::Tensor x = tg::randn({8, 1, 6, 6}, gen);
   const std::vector<std::int64_t> y{0, 1, 2, 3, 4, 0, 1, 2};
   for (int step = 0; step < 5; ++step) {
     const tg::Tensor loss = tg::cross_entropy(model(x), y);
@@ -272,9 +315,148 @@ TEST_CASE("a model trained a few steps, saved and loaded into a fresh model give
   nn::Sequential fresh{std::make_shared<nn::BatchNorm2d>(1), std::make_shared<SmallNet>(other)};
   model.eval();
   fresh.eval();
-  CHECK(model(x).value() != fresh(x).value());
+  CHECK(model(x).to_xarray<float>() != fresh(x).to_xarray<float>());
   tg::nn::load(fresh, path.string());
-  CHECK(model(x).value() == fresh(x).value());
-  CHECK(fresh.find("0.running_mean").value() == bn->running_mean.value());
+  CHECK(model(x).to_xarray<float>() == fresh(x).to_xarray<float>());
+  CHECK(fresh.find("0.running_mean").to_xarray<float>() == bn->running_mean.to_xarray<float>());
+  CHECK(fresh.find("0.num_batches_tracked").item() == 5.0);
   std::filesystem::remove(path);
+}
+
+TEST_CASE("parameters carry their dotted names, which the tape shows") {
+  tg::Generator gen(13);
+  SUBCASE("a Sequential's layers: 0.weight") {
+    nn::Sequential seq{std::make_shared<nn::Conv2d>(1, 2, 3, gen), std::make_shared<nn::ReLU>()};
+    CHECK(seq.find("0.weight").name() == "0.weight");
+    CHECK(seq.find("0.bias").name() == "0.bias");
+    tg::tape().clear();
+    const tg::Tensor y = seq(tg::randn({1, 1, 5, 5}, gen));
+    std::ostringstream os;
+    os << tg::tape();
+    CAPTURE(os.str());
+    CHECK(os.str().find("0.weight(2, 1, 3, 3)") != std::string::npos);
+    CHECK(os.str().find("0.bias(2,)") != std::string::npos);
+  }
+  SUBCASE("nested: features.0.weight, head.weight") {
+    SmallNet net(gen);
+    tg::tape().clear();
+    const tg::Tensor y = net(tg::randn({1, 1, 6, 6}, gen));
+    std::ostringstream os;
+    os << tg::tape();
+    CAPTURE(os.str());
+    CHECK(os.str().find("features.0.weight(4, 1, 3, 3)") != std::string::npos);
+    CHECK(os.str().find("head.weight(5, 36)") != std::string::npos);
+  }
+  SUBCASE("a module adopted later gets the new prefix, buffers too") {
+    auto bn = std::make_shared<nn::BatchNorm2d>(1);
+    nn::Sequential model{bn, std::make_shared<SmallNet>(gen)};
+    CHECK(model.find("1.features.0.weight").name() == "1.features.0.weight");
+    CHECK(model.find("1.head.bias").name() == "1.head.bias");
+    CHECK(bn->running_mean.name() == "0.running_mean");
+    CHECK(bn->num_batches_tracked.name() == "0.num_batches_tracked");
+  }
+  SUBCASE("a layer added to a container that is already registered gets the full path") {
+    struct Late : nn::Module {
+      std::shared_ptr<nn::Sequential> body;
+      explicit Late(tg::Generator& g) : body(register_module("body", std::make_shared<nn::Sequential>())) {
+        body->push_back(std::make_shared<nn::Linear>(2, 3, g));  // after "body" was registered
+      }
+      tg::Tensor forward(const tg::Tensor& x) override { return (*body)(x); }
+      std::string type_name() const override { return "Late"; }
+    };
+    Late late(gen);
+    CHECK(late.find("body.0.weight").name() == "body.0.weight");
+  }
+  tg::tape().clear();
+}
+
+TEST_CASE("a Sequential that would contain itself is refused, naming the module") {
+  tg::Generator gen(14);
+  auto seq = std::make_shared<nn::Sequential>();
+  seq->push_back(std::make_shared<nn::Linear>(2, 2, gen));
+  CHECK_THROWS_WITH_AS(seq->push_back(seq), doctest::Contains("cannot add \"1\" (Sequential) to this Sequential"),
+                       tg::ValueError);
+  CHECK_THROWS_WITH_AS(seq->push_back(seq), doctest::Contains("a module cannot contain itself"), tg::ValueError);
+  CHECK(seq->size() == 1);
+  CHECK(seq->named_children().size() == 1);
+
+  // Through children: outer -> middle -> seq; seq adopting outer would close the loop.
+  auto middle = std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{seq});
+  auto outer = std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{middle});
+  CHECK_THROWS_WITH_AS(seq->push_back(outer), doctest::Contains("it contains this Sequential"), tg::ValueError);
+  CHECK_THROWS_AS(middle->push_back(outer), tg::ValueError);
+  CHECK(seq->size() == 1);
+  CHECK(middle->size() == 1);
+  // The tree is still a tree: its walks end.
+  CHECK(outer->parameters().size() == 2);
+  CHECK((*outer)(tg::ones({1, 2})).shape() == Shape{1, 2});
+  // Sharing a module (not a cycle) is allowed.
+  CHECK_NOTHROW(outer->push_back(seq));
+}
+
+TEST_CASE("to(dtype) converts parameters and floating buffers in place, for every handle") {
+  tg::Generator gen(15);
+  auto bn = std::make_shared<nn::BatchNorm2d>(4);
+  SmallNet net(gen);
+  nn::Sequential model{std::make_shared<nn::Conv2d>(1, 4, 3, gen, 1, 1), bn};
+  const tg::Tensor weight = model.find("0.weight");  // a handle taken before the conversion
+  const xt::xarray<float> before = weight.to_xarray<float>();
+  model.freeze("1");
+  tg::sum(model(tg::randn({2, 1, 4, 4}, gen))).backward();
+  REQUIRE(weight.grad().defined());
+
+  CHECK(&model.to(tg::kFloat64) == &model);
+  for (const auto& [name, p] : model.named_parameters()) {
+    CAPTURE(name);
+    CHECK(p.dtype() == tg::kFloat64);
+    CHECK(p.is_leaf());
+    CHECK(p.name() == name);
+    CHECK(p.requires_grad() == (name.rfind("1.", 0) != 0));  // the frozen stay frozen
+  }
+  CHECK(weight.dtype() == tg::kFloat64);  // the same tensor: every handle sees the new value
+  CHECK(weight.same(model.find("0.weight")));
+  CHECK(xt::xarray<float>(weight.to_xarray<double>()) == before);  // float32 -> float64 is exact
+  CHECK_FALSE(weight.grad().defined());  // a float32 gradient no longer fits
+  CHECK(bn->running_var.dtype() == tg::kFloat64);
+  CHECK(bn->num_batches_tracked.dtype() == tg::kInt64);
+  CHECK(bn->num_batches_tracked.item() == 1.0);
+  const tg::Tensor y = model(tg::randn({2, 1, 4, 4}, gen, 0.0, 1.0, tg::kFloat64));
+  CHECK(y.dtype() == tg::kFloat64);
+  CHECK(model.summary({2, 1, 4, 4}).find("(2, 4, 4, 4)") != std::string::npos);  // a double input
+
+  model.to(tg::kFloat32);
+  CHECK(weight.dtype() == tg::kFloat32);
+  CHECK(weight.to_xarray<float>() == before);
+  CHECK_THROWS_WITH_AS(model.to(tg::kInt64), doctest::Contains("Sequential.to: a module converts to float32 or float64"),
+                       tg::DtypeError);
+  CHECK(net.to(tg::kFloat32).num_parameters() == 225);  // already float32: nothing to do
+}
+
+TEST_CASE("a float32 conv net converted with to(kFloat64) passes gradcheck on its parameters") {
+  tg::Generator gen(16);
+  auto conv = std::make_shared<nn::Conv2d>(2, 3, 3, gen, 1, 1);
+  auto fc = std::make_shared<nn::Linear>(3 * 2 * 2, 2, gen);
+  nn::Sequential net{conv, std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
+                     std::make_shared<nn::Flatten>(), fc};
+  REQUIRE(conv->weight.dtype() == tg::kFloat32);
+  net.to(tg::kFloat64);
+  REQUIRE(conv->weight.dtype() == tg::kFloat64);
+  REQUIRE(fc->bias.dtype() == tg::kFloat64);
+
+  // The parameters are the checked inputs: gradcheck perturbs each element in
+  // place, and the net reads them through its own handles, so the lambda
+  // ignores its argument. The data is a constant double input.
+  const tg::Tensor x = tg::randn({2, 2, 4, 4}, gen, 0.0, 1.0, tg::kFloat64);
+  const std::vector<tg::Tensor> params = net.parameters();
+  REQUIRE(params.size() == 4);
+  auto f = [&](const std::vector<tg::Tensor>&) { return net(x); };
+  CHECK(f(params).dtype() == tg::kFloat64);
+  const tg::GradcheckReport report = tg::gradcheck(f, params);
+  INFO(report.message);
+  CHECK(report.passed);
+  CHECK(report.checked == net.num_parameters());
+
+  // Unconverted, the float32 parameters are refused: finite differences need float64.
+  net.to(tg::kFloat32);
+  CHECK_THROWS_AS(tg::gradcheck(f, net.parameters()), tg::DtypeError);
 }

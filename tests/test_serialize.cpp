@@ -54,10 +54,21 @@ std::string st_file(const std::string& header, const std::string& data = "") {
   return le64(header.size()) + header + data;
 }
 
+// An unsigned integer type of N bytes.
+template <std::size_t N>
+using UInt = std::conditional_t<N == 1, std::uint8_t, std::conditional_t<N == 4, std::uint32_t, std::uint64_t>>;
+
+// One well-formed entry.
+std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, std::uint64_t begin,
+                  std::uint64_t end) {
+  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
+         std::to_string(begin) + "," + std::to_string(end) + "]}";
+}
+
 // The little-endian bytes of the elements, whatever the host's byte order.
 template <class T>
 std::string le_bytes(const xt::xarray<T>& values) {
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  using Bits = UInt<sizeof(T)>;
   std::string out;
   for (const T v : values) {
     Bits bits;
@@ -83,8 +94,23 @@ bool same_bits(const xt::xarray<T>& a, const xt::xarray<T>& b) {
   return a.size() == 0 || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+// The same for a tensor, which must hold T elements.
 template <class T>
-T from_bits(std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t> bits) {
+bool same_bits(const tg::Tensor& a, const xt::xarray<T>& b) {
+  return a.dtype() == tg::dtype_of<T>() && same_bits(a.to_xarray<T>(), b);
+}
+
+// Two tensors: the same dtype, shape and bits.
+bool same_bits(const tg::Tensor& a, const tg::Tensor& b) {
+  if (a.dtype() != b.dtype()) return false;
+  return tg::visit_dtype(a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return same_bits(a.to_xarray<T>(), b.to_xarray<T>());
+  });
+}
+
+template <class T>
+T from_bits(UInt<sizeof(T)> bits) {
   T v;
   std::memcpy(&v, &bits, sizeof v);
   return v;
@@ -121,35 +147,40 @@ std::vector<std::string> split(const std::string& text, char sep) {
 }
 
 // A module with two parameters and a buffer, and a child with one of each:
-// parameters weight, bias, inner.scale; buffers running, inner.count.
-template <class T>
-struct Leaf : nn::BasicModule<T> {
+// parameters weight, bias, inner.scale; buffers running, inner.count. All
+// float32; module.to(kFloat64) makes the float64 one.
+struct Leaf : nn::Module {
   explicit Leaf(tg::Generator& gen) {
-    this->register_parameter("scale", tg::randn<T>({1}, gen));
-    this->register_buffer("count", tg::BasicTensor<T>(xt::xarray<T>(T(gen.uniform() * 10))));
+    register_parameter("scale", tg::randn({1}, gen));
+    register_buffer("count", tg::scalar_tensor(gen.uniform() * 10));
   }
-  tg::BasicTensor<T> forward(const tg::BasicTensor<T>& x) override { return x; }
+  tg::Tensor forward(const tg::Tensor& x) override { return x; }
   std::string type_name() const override { return "Leaf"; }
 };
 
-template <class T>
-struct Tiny : nn::BasicModule<T> {
-  std::shared_ptr<Leaf<T>> inner;
+struct Tiny : nn::Module {
+  std::shared_ptr<Leaf> inner;
   explicit Tiny(tg::Generator& gen, const Shape& weight_shape = {2, 3}) {
-    this->register_parameter("weight", tg::randn<T>(weight_shape, gen));
-    this->register_parameter("bias", tg::randn<T>({3}, gen), /*requires_grad=*/false);
-    this->register_buffer("running", tg::randn<T>({3}, gen));
-    inner = this->register_module("inner", std::make_shared<Leaf<T>>(gen));
+    register_parameter("weight", tg::randn(weight_shape, gen));
+    register_parameter("bias", tg::randn({3}, gen), /*requires_grad=*/false);
+    register_buffer("running", tg::randn({3}, gen));
+    inner = register_module("inner", std::make_shared<Leaf>(gen));
   }
-  tg::BasicTensor<T> forward(const tg::BasicTensor<T>& x) override { return x; }
+  tg::Tensor forward(const tg::Tensor& x) override { return x; }
   std::string type_name() const override { return "Tiny"; }
 };
 
-template <class T>
-std::vector<std::pair<std::string, tg::BasicTensor<T>>> state_of(const nn::BasicModule<T>& m) {
+nn::Module::Named<tg::Tensor> state_of(const nn::Module& m) {
   auto named = m.named_parameters();
   for (auto& b : m.named_buffers()) named.push_back(b);
   return named;
+}
+
+// Copies of every parameter's and buffer's value, to compare with later.
+std::vector<tg::Tensor> values_of(const nn::Module& m) {
+  std::vector<tg::Tensor> out;
+  for (const auto& named : state_of(m)) out.push_back(named.second.clone());
+  return out;
 }
 
 }  // namespace
@@ -168,13 +199,13 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
                                              std::numeric_limits<float>::denorm_min(),
                                              std::numeric_limits<float>::max(), std::numeric_limits<float>::lowest(),
                                              0.1f});
-  const tg::Tensor cube = tg::randn<float>({2, 3, 4}, gen);
+  const tg::Tensor cube = tg::randn({2, 3, 4}, gen);
   const tg::Tensor scalar(xt::xarray<float>(2.5f));
-  const tg::Tensor empty = tg::zeros<float>({0, 5});
-  const tg::DTensor matrix = tg::randn<double>({3, 2}, gen);
-  const tg::DTensor dscalar = tg::DTensor(xt::xarray<double>(kPi));
-  const tg::DTensor dempty = tg::zeros<double>({0});
-  const tg::DTensor dspecial(xt::xarray<double>{-0.0, dnan_payload, std::numeric_limits<double>::denorm_min(),
+  const tg::Tensor empty = tg::zeros({0, 5});
+  const tg::Tensor matrix = tg::randn({3, 2}, gen, 0.0, 1.0, tg::kFloat64);
+  const tg::Tensor dscalar = tg::scalar_tensor(kPi, tg::kFloat64);
+  const tg::Tensor dempty = tg::zeros({0}, tg::kFloat64);
+  const tg::Tensor dspecial(xt::xarray<double>{-0.0, dnan_payload, std::numeric_limits<double>::denorm_min(),
                                                  std::numeric_limits<double>::max(), 0.1});
 
   const std::string path = dir / "mixed.safetensors";
@@ -207,18 +238,20 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
   CHECK(file.at("empty").shape == Shape{0, 5});
   CHECK(file.at("cube").shape == Shape{2, 3, 4});
 
-  CHECK(same_bits(file.get<float>("special").value(), special.value()));
-  CHECK(same_bits(file.get<float>("cube").value(), cube.value()));
-  CHECK(same_bits(file.get<float>("scalar").value(), scalar.value()));
-  CHECK(file.get<float>("scalar").dim() == 0);
-  CHECK(same_bits(file.get<float>("empty").value(), empty.value()));
-  CHECK(same_bits(file.get<double>("matrix").value(), matrix.value()));
-  CHECK(same_bits(file.get<double>("dscalar").value(), dscalar.value()));
-  CHECK(same_bits(file.get<double>("dempty").value(), dempty.value()));
-  CHECK(same_bits(file.get<double>("dspecial").value(), dspecial.value()));
-  CHECK(same_bits(file.get<float>("a.dotted/name with spaces").value(), cube.value()));
-  CHECK_FALSE(file.get<float>("cube").requires_grad());
-  CHECK_FALSE(file.get<float>("cube").same(cube));  // a new tensor
+  CHECK(same_bits(file.get("special"), special));  // the dtype too
+  CHECK(same_bits(file.get("cube"), cube));
+  CHECK(same_bits(file.get("scalar"), scalar));
+  CHECK(file.get("scalar").dim() == 0);
+  CHECK(same_bits(file.get("empty"), empty));
+  CHECK(same_bits(file.get("matrix"), matrix));
+  CHECK(same_bits(file.get("dscalar"), dscalar));
+  CHECK(same_bits(file.get("dempty"), dempty));
+  CHECK(same_bits(file.get("dspecial"), dspecial));
+  CHECK(same_bits(file.get("a.dotted/name with spaces"), cube));
+  CHECK(same_bits(file.get("cube", tg::kFloat32), cube));
+  CHECK(same_bits(file.get("matrix", tg::kFloat64), matrix));
+  CHECK_FALSE(file.get("cube").requires_grad());
+  CHECK_FALSE(file.get("cube").same(cube));  // a new tensor
 
   // The layout: header length a multiple of 8, JSON padded with spaces, then
   // exactly the data.
@@ -234,16 +267,16 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
   CHECK(header.size() - header.rfind('}') - 1 < 8);
   const std::size_t data_bytes = 4 * (special.numel() + 2 * cube.numel() + 1) + 8 * (matrix.numel() + 1 + 5);
   CHECK(bytes.size() == 8 + n + data_bytes);
-  CHECK(bytes.substr(8 + n, 4 * special.numel()) == le_bytes(special.value()));
+  CHECK(bytes.substr(8 + n, 4 * special.numel()) == le_bytes(special.to_xarray<float>()));
 
-  // The single-dtype overload takes what named_parameters() returns, and an
-  // existing file is overwritten.
-  const std::vector<std::pair<std::string, tg::DTensor>> doubles{{"x", matrix}, {"y", dscalar}};
+  // A vector like the one named_parameters() returns, and an existing file
+  // is overwritten.
+  const std::vector<std::pair<std::string, tg::Tensor>> doubles{{"x", matrix}, {"y", dscalar}};
   nn::save_tensors(path, doubles);
   const nn::TensorFile again = nn::load_tensors(path);
   REQUIRE(again.tensors.size() == 2);
   CHECK(again.metadata.empty());
-  CHECK(same_bits(again.get<double>("y").value(), dscalar.value()));
+  CHECK(same_bits(again.get("y"), dscalar));
   CHECK(read_bytes(path).find("__metadata__") == std::string::npos);
 
   // No tensors at all: "{}" padded to 8 bytes.
@@ -252,18 +285,132 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
   CHECK(nn::load_tensors(path).tensors.empty());
 }
 
+TEST_CASE("save_tensors / load_tensors round-trip I64 and BOOL tensors exactly") {
+  TempDir dir;
+  const std::int64_t lo = std::numeric_limits<std::int64_t>::min(), hi = std::numeric_limits<std::int64_t>::max();
+  const xt::xarray<std::int64_t> int_values{{lo, -1, 0}, {1, (std::int64_t{1} << 53) + 1, hi}};
+  const tg::Tensor ints(int_values);
+  const tg::Tensor int_scalar = tg::scalar_tensor(-42, tg::kInt64);
+  const tg::Tensor int_empty = tg::zeros({0, 3}, tg::kInt64);
+  const xt::xarray<bool> bool_values{{true, false}, {false, true}, {true, true}};
+  const tg::Tensor bools(bool_values);
+  const tg::Tensor bool_scalar = tg::scalar_tensor(1, tg::kBool);
+  const tg::Tensor bool_empty = tg::zeros({2, 0}, tg::kBool);
+  const tg::Tensor mixed_float = tg::ones({2});
+  REQUIRE(ints.dtype() == tg::kInt64);
+  REQUIRE(bools.dtype() == tg::kBool);
+
+  const std::string path = dir / "ints.safetensors";
+  nn::save_tensors(path, {{"ints", ints},
+                          {"bools", bools},
+                          {"int_scalar", int_scalar},
+                          {"bool_scalar", bool_scalar},
+                          {"int_empty", int_empty},
+                          {"bool_empty", bool_empty},
+                          {"float", mixed_float}});
+  const nn::TensorFile file = nn::load_tensors(path);
+  REQUIRE(file.tensors.size() == 7);
+  CHECK(file.at("ints").dtype == "I64");
+  CHECK(file.at("bools").dtype == "BOOL");
+  CHECK(file.at("int_scalar").dtype == "I64");
+  CHECK(file.at("bool_empty").dtype == "BOOL");
+  CHECK(file.at("float").dtype == "F32");
+  CHECK(file.at("bools").shape == Shape{3, 2});
+  for (const auto& t : file.tensors) CHECK(t.loaded());
+  CHECK(same_bits(file.get("ints"), int_values));
+  CHECK(same_bits(file.get("ints", tg::kInt64), ints));
+  CHECK(same_bits(file.get("bools"), bool_values));
+  CHECK(same_bits(file.get("bools", tg::kBool), bools));
+  CHECK(same_bits(file.get("int_scalar"), int_scalar));
+  CHECK(file.get("int_scalar").dim() == 0);
+  CHECK(file.get("int_scalar").item<std::int64_t>() == -42);
+  CHECK(same_bits(file.get("bool_scalar"), bool_scalar));
+  CHECK(same_bits(file.get("int_empty"), int_empty));
+  CHECK(same_bits(file.get("bool_empty"), bool_empty));
+  CHECK(same_bits(file.get("float"), mixed_float));
+  CHECK_FALSE(file.get("ints").requires_grad());
+
+  // The bytes: int64 little-endian, one byte 0 or 1 per bool, back to back.
+  const std::string bytes = read_bytes(path);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  CHECK(bytes.size() == 8 + n + 8 * 6 + 6 + 8 + 1 + 4 * 2);
+  CHECK(bytes.substr(8 + n, 48) == le_bytes(int_values));
+  CHECK(bytes.substr(8 + n + 48, 6) == std::string("\1\0\0\1\1\1", 6));
+  CHECK(bytes.substr(8 + n + 54, 8) == le_bytes(xt::xarray<std::int64_t>{-42}));
+  CHECK(bytes.substr(8 + n + 62, 1) == std::string("\1", 1));
+  CHECK(bytes.find(R"("bools":{"dtype":"BOOL","shape":[3,2],"data_offsets":[48,54]})") != std::string::npos);
+}
+
+TEST_CASE("save_tensors writes a strided view as its elements in row-major order") {
+  TempDir dir;
+  tg::Generator gen(4);
+  const tg::Tensor cube = tg::randn({2, 3, 4}, gen);
+  const tg::Tensor swapped = cube.transpose(0, 2);  // (4, 3, 2), strided
+  const tg::Tensor column = cube.select(2, 1);      // (2, 3), strided
+  const tg::Tensor int_view = tg::arange(0, 12, 1, tg::kInt64).reshape({3, 4}).t();
+  REQUIRE_FALSE(swapped.is_contiguous());
+  REQUIRE_FALSE(int_view.is_contiguous());
+  const std::string path = dir / "views.safetensors";
+  nn::save_tensors(path, {{"swapped", swapped}, {"column", column}, {"ints", int_view}});
+  const nn::TensorFile file = nn::load_tensors(path);
+  CHECK(file.at("swapped").shape == Shape{4, 3, 2});
+  CHECK(same_bits(file.get("swapped"), swapped.to_xarray<float>()));
+  CHECK(same_bits(file.get("column"), column.to_xarray<float>()));
+  CHECK(same_bits(file.get("ints"), int_view.to_xarray<std::int64_t>()));
+  CHECK(file.get("ints").to_xarray<std::int64_t>()(1, 2) == 9);  // element (2, 1) of the 3x4 before .t()
+  CHECK(file.get("swapped").is_contiguous());
+}
+
+TEST_CASE("a BOOL byte other than 0 or 1 is a FormatError naming the tensor and element") {
+  TempDir dir;
+  const std::string path = dir / "corrupt.safetensors";
+  write_bytes(path, st_file("{" + entry("ok", "BOOL", "[2]", 0, 2) + "," + entry("m", "BOOL", "[3]", 2, 5) + "}",
+                            std::string("\1\0\1\2\0", 5)));
+  CHECK_THROWS_WITH_AS(nn::load_tensors(path),
+                       doctest::Contains((path + ": tensor \"m\": BOOL element 1 is byte 2, not 0 or 1").c_str()),
+                       nn::FormatError);
+  write_bytes(path, st_file("{" + entry("m", "BOOL", "[1]", 0, 1) + "}", std::string("\xff", 1)));
+  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains("BOOL element 0 is byte 255, not 0 or 1"),
+                       nn::FormatError);
+  // Into a module: refused before anything is copied.
+  struct Masked : nn::Module {
+    Masked() {
+      register_buffer("a", tg::ones({1}));
+      register_buffer("m", tg::zeros({1}, tg::kBool));
+    }
+    tg::Tensor forward(const tg::Tensor& x) override { return x; }
+    std::string type_name() const override { return "Masked"; }
+  } masked;
+  write_bytes(path, st_file("{" + entry("a", "F32", "[1]", 0, 4) + "," + entry("m", "BOOL", "[1]", 4, 5) + "}",
+                            le_bytes(xt::xarray<float>{5.0f}) + std::string("\3", 1)));
+  CHECK_THROWS_WITH_AS(nn::load(masked, path), doctest::Contains("tensor \"m\": BOOL element 0 is byte 3"),
+                       nn::FormatError);
+  CHECK(masked.find("a").item<float>() == 1.0f);
+}
+
 TEST_CASE("TensorFile::get and at check the name and the dtype") {
   TempDir dir;
   const std::string path = dir / "t.safetensors";
-  nn::save_tensors(path, {{"f", tg::ones<float>({2})}, {"d", tg::ones<double>({2})}});
+  nn::save_tensors(path, {{"f", tg::ones({2})},
+                          {"d", tg::ones({2}, tg::kFloat64)},
+                          {"i", tg::ones({2}, tg::kInt64)},
+                          {"b", tg::ones({2}, tg::kBool)}});
   const nn::TensorFile file = nn::load_tensors(path);
   CHECK(file.contains("f"));
   CHECK_FALSE(file.contains("g"));
   CHECK_THROWS_WITH_AS(file.at("g"), doctest::Contains((path + ": no tensor named \"g\"").c_str()), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get<float>("g"), doctest::Contains("no tensor named \"g\""), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get<double>("f"), doctest::Contains((path + ": tensor \"f\" is F32, not F64").c_str()),
-                       nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get<float>("d"), doctest::Contains("tensor \"d\" is F64, not F32"), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("g"), doctest::Contains("no tensor named \"g\""), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("g", tg::kFloat32), doctest::Contains("no tensor named \"g\""), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("f", tg::kFloat64),
+                       doctest::Contains((path + ": tensor \"f\" is F32, not F64").c_str()), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("d", tg::kFloat32), doctest::Contains("tensor \"d\" is F64, not F32"), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("i", tg::kFloat32), doctest::Contains("tensor \"i\" is I64, not F32"), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("b", tg::kInt64), doctest::Contains("tensor \"b\" is BOOL, not I64"), nn::MismatchError);
+  CHECK(file.get("f", tg::kFloat32).dtype() == tg::kFloat32);
+  CHECK(file.get("d", tg::kFloat64).dtype() == tg::kFloat64);
+  CHECK(file.get("i", tg::kInt64).dtype() == tg::kInt64);
+  CHECK(file.get("b", tg::kBool).dtype() == tg::kBool);
 }
 
 TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
@@ -280,14 +427,18 @@ TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
   CHECK(file.at("counts").shape == Shape{2});
   CHECK_FALSE(file.at("counts").loaded());
   CHECK_FALSE(file.at("half").loaded());
-  CHECK(file.get<float>("w").item() == 1.5f);
-  CHECK_THROWS_WITH_AS(file.get<float>("counts"),
-                       doctest::Contains("tensor \"counts\" is I32, not F32 (only F32 and F64 values can be loaded)"),
+  CHECK(file.get("w").item<float>() == 1.5f);
+  CHECK_THROWS_WITH_AS(file.get("counts", tg::kFloat32),
+                       doctest::Contains("tensor \"counts\" is I32, not F32 (only F32, F64, I64 and BOOL values are read)"),
+                       nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("half"),
+                       doctest::Contains((path + ": tensor \"half\" is BF16, whose values are not read (only F32, F64, "
+                                                 "I64 and BOOL are)").c_str()),
                        nn::MismatchError);
 
-  // A module wanting one of them: a dtype mismatch.
+  // A module wanting one of them: a dtype mismatch, whatever the module's dtype.
   struct One : nn::Module {
-    One() { register_parameter("counts", tg::zeros<float>({2})); }
+    One() { register_parameter("counts", tg::zeros({2})); }
     tg::Tensor forward(const tg::Tensor& x) override { return x; }
     std::string type_name() const override { return "One"; }
   } one;
@@ -295,13 +446,16 @@ TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
   write_bytes(two, st_file(R"({"counts":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\1')));
   CHECK_THROWS_WITH_AS(nn::load(one, two), doctest::Contains("dtype of counts: I32 in the file, F32 in the module"),
                        nn::MismatchError);
+  one.to(tg::kFloat64);
+  CHECK_THROWS_WITH_AS(nn::load(one, two), doctest::Contains("dtype of counts: I32 in the file, F64 in the module"),
+                       nn::MismatchError);
 }
 
 TEST_CASE("save_tensors rejects undefined tensors, duplicate and reserved names, invalid UTF-8") {
   TempDir dir;
   const std::string path = dir / "bad.safetensors";
-  const tg::Tensor t = tg::ones<float>({1});
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"a", t}, {"a", tg::ones<double>({1})}}),
+  const tg::Tensor t = tg::ones({1});
+  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"a", t}, {"a", tg::ones({1}, tg::kFloat64)}}),
                        doctest::Contains(("save_tensors: " + path + ": duplicate tensor name \"a\"").c_str()),
                        tg::ValueError);
   CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"__metadata__", t}}), doctest::Contains("\"__metadata__\" is reserved"),
@@ -324,14 +478,14 @@ TEST_CASE("I/O errors name the path") {
                        nn::FileError);
 
   const std::string unwritable = dir / "no-such-directory/model.safetensors";
-  CHECK_THROWS_WITH_AS(nn::save_tensors(unwritable, {{"a", tg::ones<float>({1})}}),
+  CHECK_THROWS_WITH_AS(nn::save_tensors(unwritable, {{"a", tg::ones({1})}}),
                        doctest::Contains((unwritable + ": cannot open for writing").c_str()), nn::FileError);
   tg::Generator gen(1);
-  Tiny<float> net(gen);
+  Tiny net(gen);
   CHECK_THROWS_WITH_AS(nn::save(net, unwritable), doctest::Contains((unwritable + ": cannot open for writing").c_str()),
                        nn::FileError);
   CHECK_THROWS_WITH_AS(nn::load(net, missing), doctest::Contains(missing.c_str()), nn::FileError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(dir.path.string(), {{"a", tg::ones<float>({1})}}),
+  CHECK_THROWS_WITH_AS(nn::save_tensors(dir.path.string(), {{"a", tg::ones({1})}}),
                        doctest::Contains((dir.path.string() + ": cannot open for writing").c_str()), nn::FileError);
 }
 
@@ -341,9 +495,12 @@ TEST_CASE("I/O errors name the path") {
 
 TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the existing tensors", T, float,
                    double) {
+  const tg::Dtype dtype = tg::dtype_of<T>();
   TempDir dir;
   tg::Generator gen1(1), gen2(2);
-  Tiny<T> source(gen1), target(gen2);
+  Tiny source(gen1), target(gen2);
+  source.to(dtype);  // a float64 model is a float32 one converted
+  target.to(dtype);
   const std::string path = dir / "tiny.safetensors";
   nn::save(source, path, {{"format", "tapegrad"}});
 
@@ -351,7 +508,7 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
   std::vector<std::string> names;
   for (const auto& t : file.tensors) {
     names.push_back(t.name);
-    CHECK(t.dtype == (std::is_same_v<T, float> ? "F32" : "F64"));
+    CHECK(t.dtype == (dtype == tg::kFloat32 ? "F32" : "F64"));
   }
   CHECK(names == std::vector<std::string>{"weight", "bias", "inner.scale", "running", "inner.count"});
   CHECK(file.metadata == nn::Metadata{{"format", "tapegrad"}});
@@ -360,7 +517,7 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
   // An optimizer's handles, taken before loading.
   const auto held = target.parameters();
   std::vector<const T*> storage;
-  for (const auto& p : held) storage.push_back(p.data());
+  for (const auto& p : held) storage.push_back(p.data<T>());
 
   nn::load(target, path);
   const auto expected = state_of(source);
@@ -369,12 +526,12 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
   for (std::size_t i = 0; i < got.size(); ++i) {
     INFO(got[i].first);
     CHECK(got[i].first == expected[i].first);
-    CHECK(same_bits(got[i].second.value(), expected[i].second.value()));
+    CHECK(same_bits(got[i].second, expected[i].second));  // the dtype too
     CHECK_FALSE(got[i].second.same(expected[i].second));
   }
   for (std::size_t i = 0; i < held.size(); ++i) {
-    CHECK(held[i].data() == storage[i]);
-    CHECK(same_bits(held[i].value(), source.parameters()[i].value()));
+    CHECK(held[i].data<T>() == storage[i]);
+    CHECK(same_bits(held[i], source.parameters()[i]));
   }
   CHECK(target.find("weight").requires_grad());
   CHECK_FALSE(target.find("bias").requires_grad());  // requires_grad is not in the file
@@ -383,42 +540,50 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
 TEST_CASE("load reports every mismatch in one exception and changes nothing") {
   TempDir dir;
   tg::Generator gen(5);
-  Tiny<float> net(gen);
-  const auto before = state_of(net);
-  std::vector<xt::xarray<float>> values;
-  for (const auto& named : before) values.push_back(named.second.value());
+  Tiny net(gen);
+  const std::vector<tg::Tensor> values = values_of(net);
 
+  // Written by hand: save_tensors cannot write U8, a dtype tapegrad does not read.
   const std::string path = dir / "other.safetensors";
-  nn::save_tensors(path, {{"weight", tg::zeros<float>({3, 2})},
-                          {"bias", tg::zeros<double>({3})},
-                          {"inner.scale", tg::zeros<double>({2})},
-                          {"inner.count", tg::zeros<float>({})},
-                          {"stray", tg::zeros<float>({1})},
-                          {"head.weight", tg::zeros<float>({1})}});
+  write_bytes(path, st_file("{" + entry("weight", "F32", "[3,2]", 0, 24) + "," + entry("bias", "I32", "[3]", 24, 36) +
+                                "," + entry("inner.scale", "U8", "[2]", 36, 38) + "," +
+                                entry("inner.count", "F32", "[]", 38, 42) + "," + entry("stray", "F32", "[1]", 42, 46) +
+                                "," + entry("head.weight", "F32", "[1]", 46, 50) + "}",
+                            std::string(50, '\0')));
   const std::string head = path + ": does not match the module (Tiny), 7 differences:";
   CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(head.c_str()), nn::MismatchError);
   for (const char* line : {"\n  shape of weight: (3, 2) in the file, (2, 3) in the module\n",
-                           "\n  dtype of bias: F64 in the file, F32 in the module\n",
+                           "\n  dtype of bias: I32 in the file, F32 in the module\n",
                            "\n  shape of inner.scale: (2,) in the file, (1,) in the module\n",
-                           "\n  dtype of inner.scale: F64 in the file, F32 in the module\n",
+                           "\n  dtype of inner.scale: U8 in the file, F32 in the module\n",
                            "\n  missing in file: running\n", "\n  unexpected in file: stray\n",
                            "\n  unexpected in file: head.weight"}) {
     INFO(line);
     CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(line), nn::MismatchError);
   }
-  for (std::size_t i = 0; i < before.size(); ++i) CHECK(same_bits(before[i].second.value(), values[i]));
+  const auto after = state_of(net);
+  for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, values[i]));
 
-  // A float model into a double one: every tensor's dtype.
+  // Dtypes tapegrad reads are no difference (they convert, see below); only
+  // shapes and names are.
+  nn::save_tensors(path, {{"weight", tg::zeros({3, 2}, tg::kFloat64)},
+                          {"bias", tg::zeros({3}, tg::kFloat64)},
+                          {"inner.scale", tg::zeros({2}, tg::kInt64)},
+                          {"inner.count", tg::zeros({})},
+                          {"running", tg::zeros({3}, tg::kBool)},
+                          {"stray", tg::zeros({1})}});
+  CHECK_THROWS_WITH_AS(nn::load(net, path),
+                       doctest::Contains((path + ": does not match the module (Tiny), 3 differences:\n  shape of "
+                                                 "weight: (3, 2) in the file, (2, 3) in the module\n  shape of "
+                                                 "inner.scale: (2,) in the file, (1,) in the module\n  unexpected in "
+                                                 "file: stray").c_str()),
+                       nn::MismatchError);
+  for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, values[i]));
+
   const std::string floats = dir / "floats.safetensors";
   nn::save(net, floats);
-  Tiny<double> dnet(gen);
-  CHECK_THROWS_WITH_AS(nn::load(dnet, floats), doctest::Contains("5 differences:\n  dtype of weight: F32 in the file, F64"),
-                       nn::MismatchError);
-  CHECK_THROWS_WITH_AS(nn::load(dnet, floats), doctest::Contains("dtype of inner.count: F32 in the file, F64"),
-                       nn::MismatchError);
-
   // One difference.
-  Tiny<float> wide(gen, {2, 4});
+  Tiny wide(gen, {2, 4});
   CHECK_THROWS_WITH_AS(nn::load(wide, floats),
                        doctest::Contains("1 difference:\n  shape of weight: (2, 3) in the file, (2, 4) in the module"),
                        nn::MismatchError);
@@ -426,6 +591,189 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
   // A corrupt file is a FormatError, whatever the module.
   write_bytes(floats, "short");
   CHECK_THROWS_AS(nn::load(net, floats), nn::FormatError);
+}
+
+TEST_CASE("load converts values to the module's dtypes, as torch's load_state_dict does") {
+  TempDir dir;
+  tg::Generator gen(6);
+
+  // A float32 model's file into a float64 model: widened exactly, into the
+  // existing float64 storage; the model stays float64.
+  Tiny net(gen);
+  const std::string floats = dir / "floats.safetensors";
+  nn::save(net, floats);
+  Tiny dnet(gen);
+  dnet.to(tg::kFloat64);
+  const double* weight_storage = dnet.find("weight").data<double>();
+  nn::load(dnet, floats);
+  CHECK(dnet.find("weight").data<double>() == weight_storage);
+  for (const auto& [name, tensor] : state_of(dnet)) {
+    INFO(name);
+    CHECK(tensor.dtype() == tg::kFloat64);
+    CHECK(same_bits(tensor, net.find(name).to(tg::kFloat64)));
+  }
+
+  // And back: a float64 file into a float32 model, rounded to nearest.
+  Tiny wide_values(gen);
+  wide_values.to(tg::kFloat64);
+  {
+    tg::NoGradGuard no_grad;
+    wide_values.find("weight").copy_(tg::tensor({{0.1, 1.0 / 3.0, 1e-50}, {1e300, -2.0, kPi}}, tg::kFloat64));
+  }
+  const std::string doubles = dir / "doubles.safetensors";
+  nn::save(wide_values, doubles);
+  CHECK(nn::load_tensors(doubles).at("weight").dtype == "F64");
+  nn::load(net, doubles);
+  for (const auto& [name, tensor] : state_of(net)) {
+    INFO(name);
+    CHECK(tensor.dtype() == tg::kFloat32);
+    CHECK(same_bits(tensor, wide_values.find(name).to(tg::kFloat32)));
+  }
+  CHECK(same_bits(net.find("weight"),
+                  xt::xarray<float>{{0.1f, 1.0f / 3.0f, 0.0f}, {std::numeric_limits<float>::infinity(), -2.0f,
+                                                                 static_cast<float>(kPi)}}));
+
+  // I64 and BOOL into floating tensors: their values.
+  const std::string ints = dir / "ints.safetensors";
+  nn::save_tensors(ints, {{"weight", tg::tensor({{-3, 0, 7}, {1, 2, 16777216}}, tg::kInt64)},
+                          {"bias", tg::tensor({1, 0, 1}, tg::kBool)},
+                          {"inner.scale", tg::tensor({5}, tg::kInt64)},
+                          {"running", tg::tensor({0, 0, 1}, tg::kBool)},
+                          {"inner.count", tg::scalar_tensor(9, tg::kInt64)}});
+  nn::load(dnet, ints);
+  CHECK(same_bits(dnet.find("weight"), xt::xarray<double>{{-3, 0, 7}, {1, 2, 16777216}}));
+  CHECK(same_bits(dnet.find("bias"), xt::xarray<double>{1, 0, 1}));
+  CHECK(same_bits(dnet.find("running"), xt::xarray<double>{0, 0, 1}));
+  CHECK(same_bits(dnet.find("inner.count"), xt::xarray<double>(9.0)));
+  CHECK(dnet.find("weight").requires_grad());  // still a parameter
+}
+
+namespace {
+
+// A BatchNorm2d that has seen `batches` training batches.
+std::shared_ptr<nn::BatchNorm2d> trained_batch_norm(tg::Generator& gen, int batches, tg::Dtype dtype = tg::kFloat32) {
+  auto bn = std::make_shared<nn::BatchNorm2d>(3);
+  bn->to(dtype);
+  for (int i = 0; i < batches; ++i) (*bn)(tg::randn({4, 3, 2, 2}, gen, 0.0, 1.0, dtype));
+  {
+    tg::NoGradGuard no_grad;  // parameters off their defaults too
+    bn->weight.copy_(tg::randn({3}, gen));
+    bn->bias.copy_(tg::randn({3}, gen));
+  }
+  return bn;
+}
+
+}  // namespace
+
+TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, also from F32") {
+  TempDir dir;
+  tg::Generator gen(8);
+  const auto source = trained_batch_norm(gen, 3);
+  REQUIRE(source->num_batches_tracked.dtype() == tg::kInt64);
+  REQUIRE(source->num_batches_tracked.item<std::int64_t>() == 3);
+
+  const std::string path = dir / "bn.safetensors";
+  nn::save(*source, path);
+  const nn::TensorFile file = nn::load_tensors(path);
+  CHECK(file.at("num_batches_tracked").dtype == "I64");
+  CHECK(file.at("num_batches_tracked").shape == Shape{});
+  CHECK(file.at("running_mean").dtype == "F32");
+  CHECK(same_bits(file.get("num_batches_tracked"), xt::xarray<std::int64_t>(std::int64_t{3})));
+
+  auto target = std::make_shared<nn::BatchNorm2d>(3);
+  nn::load(*target, path);
+  for (const auto& [name, tensor] : state_of(*target)) {
+    INFO(name);
+    CHECK(same_bits(tensor, source->find(name)));  // num_batches_tracked stays int64
+  }
+
+  // A count beyond double's exact integers survives: I64 is read as int64.
+  const std::int64_t big = (std::int64_t{1} << 53) + 1;
+  source->num_batches_tracked.copy_(tg::Tensor(xt::xarray<std::int64_t>(big)));
+  nn::save(*source, path);
+  nn::load(*target, path);
+  CHECK(target->num_batches_tracked.item<std::int64_t>() == big);
+
+  // A file from before num_batches_tracked was int64: every tensor F32.
+  std::vector<std::pair<std::string, tg::Tensor>> old_style;
+  for (const auto& [name, tensor] : state_of(*source))
+    old_style.emplace_back(name, name == "num_batches_tracked" ? tg::scalar_tensor(7.0) : tensor);
+  nn::save_tensors(path, old_style);
+  CHECK(nn::load_tensors(path).at("num_batches_tracked").dtype == "F32");
+  nn::load(*target, path);
+  CHECK(target->num_batches_tracked.dtype() == tg::kInt64);
+  CHECK(target->num_batches_tracked.item<std::int64_t>() == 7);
+
+  // A float count that is no whole number (or no int64) is refused, and nothing changes.
+  const std::vector<tg::Tensor> before = values_of(*target);
+  for (const double bad : {2.5, 1e30, -1e19, std::numeric_limits<double>::quiet_NaN()}) {
+    INFO(bad);
+    old_style.back().second = tg::scalar_tensor(bad, tg::kFloat64);
+    REQUIRE(old_style.back().first == "num_batches_tracked");
+    old_style[0].second = tg::zeros({3});  // weight: would change if anything were copied
+    nn::save_tensors(path, old_style);
+    CHECK_THROWS_WITH_AS(nn::load(*target, path),
+                         doctest::Contains((path + ": tensor \"num_batches_tracked\": element 0 of the file's F64 "
+                                                   "value is ").c_str()),
+                         nn::MismatchError);
+    CHECK_THROWS_WITH_AS(nn::load(*target, path),
+                         doctest::Contains("which the module's int64 tensor cannot hold exactly"), nn::MismatchError);
+    const auto after = state_of(*target);
+    for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, before[i]));
+  }
+  // The largest exact value still loads; BOOL converts to 0 or 1.
+  old_style.back().second = tg::scalar_tensor(-9223372036854775808.0, tg::kFloat64);
+  nn::save_tensors(path, old_style);
+  nn::load(*target, path);
+  CHECK(target->num_batches_tracked.item<std::int64_t>() == std::numeric_limits<std::int64_t>::min());
+  old_style.back().second = tg::scalar_tensor(1, tg::kBool);
+  nn::save_tensors(path, old_style);
+  nn::load(*target, path);
+  CHECK(target->num_batches_tracked.item<std::int64_t>() == 1);
+}
+
+TEST_CASE("a float64 BatchNorm2d saves F64 (and I64) and loads F64 exactly") {
+  TempDir dir;
+  tg::Generator gen(11);
+  const auto source = trained_batch_norm(gen, 2, tg::kFloat64);
+  CHECK(source->running_mean.dtype() == tg::kFloat64);
+  CHECK(source->num_batches_tracked.dtype() == tg::kInt64);  // integer buffers keep their dtype
+  const std::string path = dir / "bn64.safetensors";
+  nn::save(*source, path);
+  const nn::TensorFile file = nn::load_tensors(path);
+  for (const auto& t : file.tensors) {
+    INFO(t.name);
+    CHECK(t.dtype == (t.name == "num_batches_tracked" ? "I64" : "F64"));
+  }
+  nn::BatchNorm2d target(3);
+  target.to(tg::kFloat64);
+  nn::load(target, path);
+  for (const auto& [name, tensor] : state_of(target)) {
+    INFO(name);
+    CHECK(same_bits(tensor, source->find(name)));
+  }
+  CHECK(target.num_batches_tracked.item<std::int64_t>() == 2);
+}
+
+TEST_CASE("a bool tensor in a module takes only 0 and 1") {
+  TempDir dir;
+  struct Masked : nn::Module {
+    Masked() { register_buffer("mask", tg::zeros({3}, tg::kBool)); }
+    tg::Tensor forward(const tg::Tensor& x) override { return x; }
+    std::string type_name() const override { return "Masked"; }
+  } masked;
+  const std::string path = dir / "mask.safetensors";
+  nn::save_tensors(path, {{"mask", tg::tensor({1, 0, 1}, tg::kInt64)}});
+  nn::load(masked, path);
+  CHECK(same_bits(masked.find("mask"), xt::xarray<bool>{true, false, true}));
+  nn::save_tensors(path, {{"mask", tg::tensor({0, 2, 1}, tg::kInt64)}});
+  CHECK_THROWS_WITH_AS(nn::load(masked, path),
+                       doctest::Contains("tensor \"mask\": element 1 of the file's I64 value is 2, which the module's "
+                                         "bool tensor cannot hold exactly"),
+                       nn::MismatchError);
+  CHECK(same_bits(masked.find("mask"), xt::xarray<bool>{true, false, true}));
+  nn::save(masked, path);
+  CHECK(nn::load_tensors(path).at("mask").dtype == "BOOL");
 }
 
 // ============================================================================
@@ -436,21 +784,26 @@ TEST_CASE("python's json + struct reader reads what save_tensors writes") {
   TempDir dir;
   tg::Generator gen(9);
   const std::string path = dir / "for-python.safetensors";
-  const tg::Tensor w = tg::randn<float>({2, 3}, gen);
+  const tg::Tensor w = tg::randn({2, 3}, gen);
   const tg::Tensor special(xt::xarray<float>{-0.0f, std::numeric_limits<float>::infinity(),
                                              std::numeric_limits<float>::quiet_NaN(),
                                              std::numeric_limits<float>::denorm_min(), 0.1f});
-  const tg::DTensor d = tg::randn<double>({4}, gen);
-  const tg::DTensor scalar(xt::xarray<double>(-1.0 / 3.0));
-  const tg::Tensor empty = tg::zeros<float>({3, 0});
-  nn::save_tensors(path, {{"w", w}, {"special", special}, {"d", d}, {"scalar", scalar}, {"empty", empty}},
+  const tg::Tensor d = tg::randn({4}, gen, 0.0, 1.0, tg::kFloat64);
+  const tg::Tensor scalar(xt::xarray<double>(-1.0 / 3.0));
+  const tg::Tensor empty = tg::zeros({3, 0});
+  const tg::Tensor steps(xt::xarray<std::int64_t>{std::numeric_limits<std::int64_t>::min(), -1, 0,
+                                                  (std::int64_t{1} << 53) + 1, std::numeric_limits<std::int64_t>::max()});
+  const tg::Tensor mask(xt::xarray<bool>{{true, false, false}, {true, true, false}});
+  nn::save_tensors(path,
+                   {{"w", w}, {"special", special}, {"d", d}, {"scalar", scalar}, {"empty", empty}, {"steps", steps},
+                    {"mask", mask}},
                    {{"epoch", "12"}, {"note", "größe mit leerzeichen"}});
 
   const ScriptRun run = run_script(dir, "read", path);
   INFO("script output:\n", run.output);
   REQUIRE(run.status == 0);
   const std::vector<std::string> lines = split(run.output, '\n');
-  REQUIRE(lines.size() == 8);
+  REQUIRE(lines.size() == 10);
 
   const std::string bytes = read_bytes(path);
   std::uint64_t n = 0;
@@ -463,14 +816,20 @@ TEST_CASE("python's json + struct reader reads what save_tensors writes") {
   struct Expected {
     std::string name, dtype, shape, bytes;
     std::vector<double> values;
+    std::string printed;  // for integers and bools: the values exactly as printed
   };
   auto as_doubles = [](const auto& xs) { return std::vector<double>(xs.begin(), xs.end()); };
+  const auto wv = w.to_xarray<float>(), sv = special.to_xarray<float>();
+  const auto dv = d.to_xarray<double>(), scv = scalar.to_xarray<double>();
   const std::vector<Expected> expected{
-      {"w", "F32", "2x3", le_bytes(w.value()), as_doubles(w.value())},
-      {"special", "F32", "5", le_bytes(special.value()), as_doubles(special.value())},
-      {"d", "F64", "4", le_bytes(d.value()), as_doubles(d.value())},
-      {"scalar", "F64", "-", le_bytes(scalar.value()), as_doubles(scalar.value())},
-      {"empty", "F32", "3x0", "", {}},
+      {"w", "F32", "2x3", le_bytes(wv), as_doubles(wv), ""},
+      {"special", "F32", "5", le_bytes(sv), as_doubles(sv), ""},
+      {"d", "F64", "4", le_bytes(dv), as_doubles(dv), ""},
+      {"scalar", "F64", "-", le_bytes(scalar.to_xarray<double>()), as_doubles(scv), ""},
+      {"empty", "F32", "3x0", "", {}, ""},
+      {"steps", "I64", "5", le_bytes(steps.to_xarray<std::int64_t>()), {},
+       "-9223372036854775808,-1,0,9007199254740993,9223372036854775807"},
+      {"mask", "BOOL", "2x3", std::string("\1\0\0\1\1\0", 6), {}, "1,0,0,1,1,0"},
   };
   for (std::size_t i = 0; i < expected.size(); ++i) {
     const Expected& e = expected[i];
@@ -482,6 +841,10 @@ TEST_CASE("python's json + struct reader reads what save_tensors writes") {
     CHECK(fields[2] == e.dtype);
     CHECK(fields[3] == e.shape);
     CHECK(std::stoul(fields[4], nullptr, 16) == crc32(e.bytes));
+    if (!e.printed.empty()) {
+      CHECK(fields[5] == e.printed);
+      continue;
+    }
     if (e.values.empty()) {
       CHECK(fields[5] == "-");
       continue;
@@ -514,28 +877,39 @@ TEST_CASE("load_tensors reads exactly what python's json + struct writer writes"
   CHECK(file.metadata == nn::Metadata{{"format", "pt"}, {"source", "safetensors_check.py"}});
   std::vector<std::string> names;
   for (const auto& t : file.tensors) names.push_back(t.name);
-  CHECK(names == std::vector<std::string>{"weight", "scalar", "empty", "counts", "column"});  // data order
+  CHECK(names == std::vector<std::string>{"weight", "scalar", "empty", "counts", "column", "steps", "mask"});  // data order
 
   const xt::xarray<float> weight{{0.1f, -2.5f, std::numeric_limits<float>::max()},
                                  {std::numeric_limits<float>::denorm_min(), -0.0f,
                                   std::numeric_limits<float>::infinity()}};
-  CHECK(same_bits(file.get<float>("weight").value(), weight));
-  CHECK(same_bits(file.get<double>("scalar").value(), xt::xarray<double>(kPi)));
-  CHECK(file.get<double>("scalar").dim() == 0);
-  CHECK(file.get<double>("empty").shape() == Shape{0, 3});
+  CHECK(same_bits(file.get("weight"), weight));
+  CHECK(same_bits(file.get("scalar"), xt::xarray<double>(kPi)));
+  CHECK(file.get("scalar").dim() == 0);
+  CHECK(file.get("empty", tg::kFloat64).shape() == Shape{0, 3});
   CHECK(file.at("counts").dtype == "I32");
   CHECK_FALSE(file.at("counts").loaded());
   xt::xarray<double> column{1e-300, -std::numeric_limits<double>::max(), 2.0 / 3.0};
   column.reshape({3, 1});
-  CHECK(same_bits(file.get<double>("column").value(), column));
+  CHECK(same_bits(file.get("column"), column));
+  CHECK(same_bits(file.get("steps"), xt::xarray<std::int64_t>{5, -1, (std::int64_t{1} << 62) + 1}));
+  xt::xarray<bool> mask{true, false, false, true};
+  mask.reshape({2, 2});
+  CHECK(same_bits(file.get("mask"), mask));
 
   // And what tapegrad writes from it, python reads back the same.
-  nn::save_tensors(dir / "back.safetensors",
-                   {{"weight", file.get<float>("weight")}, {"column", file.get<double>("column")}});
+  nn::save_tensors(dir / "back.safetensors", {{"weight", file.get("weight")},
+                                              {"column", file.get("column")},
+                                              {"steps", file.get("steps")},
+                                              {"mask", file.get("mask")}});
   const ScriptRun back = run_script(dir, "read", dir / "back.safetensors");
+  INFO("script output:\n", back.output);
   REQUIRE(back.status == 0);
   CHECK(back.output.find("tensor column F64 3x1 ") != std::string::npos);
   CHECK(back.output.find(",-1.7976931348623157e+308,0.6666666666666666\n") != std::string::npos);
+  CHECK(back.output.find(" 5,-1,4611686018427387905\n") != std::string::npos);
+  CHECK(back.output.find("tensor mask BOOL 2x2 ") != std::string::npos);
+  CHECK(back.output.find(" 1,0,0,1\n") != std::string::npos);
+  CHECK(read_bytes(dir / "back.safetensors").find("\"steps\":{\"dtype\":\"I64\",\"shape\":[3]") != std::string::npos);
 }
 
 // ============================================================================
@@ -550,13 +924,6 @@ void check_corrupt(const TempDir& dir, const std::string& bytes, const std::stri
   write_bytes(path, bytes);
   INFO("expected: ", part);
   CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains((path + ": " + part).c_str()), nn::FormatError);
-}
-
-// One well-formed entry.
-std::string entry(const std::string& name, const std::string& dtype, const std::string& shape, std::uint64_t begin,
-                  std::uint64_t end) {
-  return "\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" +
-         std::to_string(begin) + "," + std::to_string(end) + "]}";
 }
 
 }  // namespace
@@ -628,6 +995,10 @@ TEST_CASE("corrupt files: offsets and the data section") {
                 "tensor \"a\": data_offsets [0, 4] hold 4 bytes, but F32 (2,) needs 8");
   check_corrupt(dir, st_file("{" + entry("a", "F64", "[]", 0, 4) + "}", zeros(4)),
                 "tensor \"a\": data_offsets [0, 4] hold 4 bytes, but F64 () needs 8");
+  check_corrupt(dir, st_file("{" + entry("a", "I64", "[1]", 0, 4) + "}", zeros(4)),
+                "tensor \"a\": data_offsets [0, 4] hold 4 bytes, but I64 (1,) needs 8");
+  check_corrupt(dir, st_file("{" + entry("a", "BOOL", "[3]", 0, 4) + "}", zeros(4)),
+                "tensor \"a\": data_offsets [0, 4] hold 4 bytes, but BOOL (3,) needs 3");
   check_corrupt(dir, st_file("{" + entry("a", "F32", "[2]", 8, 0) + "}", zeros(8)),
                 "tensor \"a\": data_offsets [8, 0] out of range: begin is after end");
   check_corrupt(dir, st_file("{" + entry("a", "F32", "[2]", 16, 24) + "}", zeros(8)),
@@ -650,7 +1021,8 @@ TEST_CASE("corrupt files: offsets and the data section") {
 
   // A file cut short anywhere is rejected, never read past its end.
   const std::string path = dir / "whole.safetensors";
-  nn::save_tensors(path, {{"a", tg::ones<float>({3})}, {"b", tg::ones<double>({2, 2})}});
+  nn::save_tensors(path, {{"a", tg::ones({3})}, {"b", tg::ones({2, 2}, tg::kFloat64)}, {"c", tg::ones({2}, tg::kInt64)},
+                          {"d", tg::ones({3}, tg::kBool)}});
   const std::string whole = read_bytes(path);
   for (std::size_t size = 0; size < whole.size(); ++size) {
     write_bytes(path, whole.substr(0, size));
@@ -664,8 +1036,8 @@ TEST_CASE("corrupt files: offsets and the data section") {
   REQUIRE(ok.tensors.size() == 4);
   CHECK(ok.tensors[0].name == "e");
   CHECK(ok.tensors[1].name == "f");
-  CHECK(ok.get<float>("a").item() == 7.0f);
-  CHECK(ok.get<double>("f").shape() == Shape{0, 2});
+  CHECK(ok.get("a").item<float>() == 7.0f);
+  CHECK(ok.get("f", tg::kFloat64).shape() == Shape{0, 2});
 }
 
 TEST_CASE("deeply nested or huge header values give a short message, never a crash") {
@@ -678,7 +1050,7 @@ TEST_CASE("deeply nested or huge header values give a short message, never a cra
   const std::string part = path + ": tensor \"w\": \"shape\" nests arrays or objects more than 16 deep";
   CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(part.c_str()), nn::FormatError);
   tg::Generator gen(1);
-  Tiny<float> net(gen);
+  Tiny net(gen);
   CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(part.c_str()), nn::FormatError);
   check_corrupt(dir, st_file(R"({"__metadata__":)" + nested + "}"),
                 "\"__metadata__\" nests arrays or objects more than 16 deep (it must be an object of strings)");
@@ -695,7 +1067,7 @@ TEST_CASE("deeply nested or huge header values give a short message, never a cra
   // Brackets inside strings are not nesting: a name of 100 '[' loads.
   const std::string brackets(100, '[');
   write_bytes(path, st_file("{" + entry(brackets, "F32", "[1]", 0, 4) + "}", le_bytes(xt::xarray<float>{2.5f})));
-  CHECK(nn::load_tensors(path).get<float>(brackets).item() == 2.5f);
+  CHECK(nn::load_tensors(path).get(brackets).item<float>() == 2.5f);
 
   // Long names and values from the header are shortened in messages.
   auto message_of = [&](const std::string& bytes) {
@@ -743,13 +1115,13 @@ TEST_CASE("a tensor larger than the machine's memory is a named error, not std::
 TEST_CASE("load compares the header with the module before reading any data") {
   TempDir dir;
   tg::Generator gen(3);
-  Tiny<float> net(gen);
+  Tiny net(gen);
   const auto before = state_of(net);
   std::vector<xt::xarray<float>> values;
   std::string data;
   for (const auto& named : before) {
-    values.push_back(named.second.value());
-    data += le_bytes(xt::xarray<float>(named.second.value() + 1.0f));
+    values.push_back(named.second.to_xarray<float>());
+    data += le_bytes(xt::xarray<float>(values.back() + 1.0f));
   }
   // The module's tensors, then an unwanted 4 GiB one (a sparse file).
   const std::uint64_t extra = std::uint64_t{1} << 30;
@@ -775,7 +1147,7 @@ TEST_CASE("load compares the header with the module before reading any data") {
   });
   CHECK(growth < 16u << 20);
   const auto after = state_of(net);
-  for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second.value(), values[i]));
+  for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, values[i]));
 
   // The same file without the extra tensor loads, each value from its own range.
   header = "{" + entry("inner.count", "F32", "[]", 52, 56) + "," + entry("running", "F32", "[3]", 40, 52) + "," +
@@ -784,7 +1156,7 @@ TEST_CASE("load compares the header with the module before reading any data") {
   write_bytes(path, st_file(header, data));
   nn::load(net, path);
   for (std::size_t i = 0; i < after.size(); ++i)
-    CHECK(same_bits(after[i].second.value(), xt::xarray<float>(values[i] + 1.0f)));
+    CHECK(same_bits(after[i].second, xt::xarray<float>(values[i] + 1.0f)));
 }
 
 TEST_CASE("FIFOs and devices are refused, not waited on") {
@@ -795,7 +1167,7 @@ TEST_CASE("FIFOs and devices are refused, not waited on") {
   const std::string reading = path + ": cannot open for reading: it is a FIFO, not a regular file";
   CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(reading.c_str()), nn::FileError);
   tg::Generator gen(1);
-  Tiny<float> net(gen);
+  Tiny net(gen);
   CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(reading.c_str()), nn::FileError);
   CHECK_THROWS_WITH_AS(nn::save(net, path),
                        doctest::Contains((path + ": cannot open for writing: it is a FIFO, not a regular file").c_str()),

@@ -4,5 +4,5 @@
 int main() {
   tg::Tensor x(xt::xarray<float>{1.0f, -2.0f}, true);
   tg::sum(x * x).backward();
-  return x.grad().value() == xt::xarray<float>{2.0f, -4.0f} ? 0 : 1;
+  return x.grad().value<float>() == xt::xarray<float>{2.0f, -4.0f} ? 0 : 1;
 }

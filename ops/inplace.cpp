@@ -1,0 +1,90 @@
+// In-place ops: Tensor::add_, mul_, zero_, fill_, copy_, clamp_. They write
+// through any strides (a slice, a transposed view) and bump the storage's
+// version, so that backward through an op that saved the old values refuses
+// instead of returning a wrong gradient.
+#include <cmath>
+
+#include "../core/autograd.hpp"
+#include "kernels/strided.hpp"
+
+namespace tg {
+
+namespace {
+
+// Calls f(self element, source element) for every element of self, with
+// source (if given) broadcast to self's shape and converted to its dtype.
+template <class F>
+void update_each(const char* op, Tensor& self, const Tensor* source, F f) {
+  const Tensor& t = self;
+  const Shape& shape = t.shape();
+  Tensor src;
+  Strides read(shape.size(), 0);
+  if (source) {
+    TG_CHECK(source->defined(), ValueError, op << ": the source is an undefined tensor");
+    TG_CHECK(kernels::broadcast_shapes(op, source->shape(), shape) == shape, ShapeError,
+             op << ": a source of shape " << shape_str(source->shape()) << " does not broadcast to "
+                << shape_str(shape));
+    src = source->detach().to(t.dtype()).contiguous();
+    read = kernels::broadcast_strides(src.shape(), shape);
+  }
+  visit_dtype(t.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* dst = static_cast<T*>(t.impl()->storage->data()) + t.impl()->offset;
+    const T* from = src.defined() ? src.data<T>() : nullptr;
+    const Strides none(shape.size(), 0);
+    for_each_offset(shape, t.strides(), read, none, [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) {
+      f(dst[o], from ? from[i] : T(0));
+    });
+  });
+}
+
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_writable("add_");
+  TG_CHECK(dtype() != kBool, DtypeError, "add_: not defined for bool tensors");
+  update_each("add_", *this, &other, [alpha](auto& d, auto s) { d = decltype(s)(d + decltype(s)(alpha) * s); });
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(const Tensor& other) {
+  check_writable("mul_");
+  TG_CHECK(dtype() != kBool, DtypeError, "mul_: not defined for bool tensors");
+  update_each("mul_", *this, &other, [](auto& d, auto s) { d = decltype(s)(d * s); });
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(double factor) { return mul_(scalar_tensor(factor, kFloat64)); }
+
+Tensor& Tensor::fill_(double value) {
+  check_writable("fill_");
+  update_each("fill_", *this, nullptr, [value](auto& d, auto) { d = decltype(d + 0)(value); });
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::copy_(const Tensor& source) {
+  check_writable("copy_");
+  update_each("copy_", *this, &source, [](auto& d, auto s) { d = s; });
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::clamp_(double low, double high) {
+  check_writable("clamp_");
+  TG_CHECK(!(low > high) && !std::isnan(low) && !std::isnan(high), ValueError,
+           "clamp_: need low <= high, got " << low << " and " << high);
+  TG_CHECK(dtype() != kBool, DtypeError, "clamp_: not defined for bool tensors");
+  update_each("clamp_", *this, nullptr, [low, high](auto& d, auto) {
+    using T = decltype(d + 0);
+    d = d < T(low) ? T(low) : (d > T(high) ? T(high) : d);
+  });
+  bump_version();
+  return *this;
+}
+
+}  // namespace tg
