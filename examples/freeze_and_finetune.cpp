@@ -62,8 +62,11 @@ int main() {
 
   std::printf("%s\n", net.summary({32, 1, 8, 8}).c_str());
 
-  auto [x, y] = stripes(32, gen);
-  auto [test_x, test_y] = stripes(200, gen);
+  // Not structured bindings: the lambdas below capture them, which C++17 allows only for variables.
+  const std::pair<tg::Tensor, tg::Tensor> train = stripes(32, gen);
+  const tg::Tensor &x = train.first, &y = train.second;
+  const std::pair<tg::Tensor, tg::Tensor> test = stripes(200, gen);
+  const tg::Tensor &test_x = test.first, &test_y = test.second;
   auto accuracy = [&] {
     tg::NoGradGuard no_grad;
     const tg::Tensor right = tg::eq(tg::argmax(net(test_x), 1), test_y).sum();

@@ -321,7 +321,9 @@ Tensor logical_not(const Tensor& mask) {
 Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0) {
   TG_CHECK(cond0.dtype() == kBool, DtypeError,
            "where: the condition must be a bool tensor (from a comparison), got " << dtype_name(cond0.dtype()));
-  const auto [a, b] = promoted("where", a0, b0, false);
+  // Named, not a structured binding: clang++ 14 does not capture those in C++17.
+  const std::pair<Tensor, Tensor> ab = promoted("where", a0, b0, false);
+  const Tensor &a = ab.first, &b = ab.second;
   const Tensor cond = cond0.contiguous();
   const Shape shape =
       kernels::broadcast_shapes("where", kernels::broadcast_shapes("where", cond.shape(), a.shape()), b.shape());

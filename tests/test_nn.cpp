@@ -54,7 +54,9 @@ TEST_CASE("named_parameters walks the tree with dotted names, in registration or
   }
   CHECK(net.parameters()[2].value<float>()(0, 0) == 42.0f);
   // Parameters are float32, and carry their dotted names.
-  for (const auto& [name, p] : net.named_parameters()) {
+  for (const auto& named : net.named_parameters()) {  // not [name, p]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& p = named.second;
     CAPTURE(name);
     CHECK(p.dtype() == tg::kFloat32);
     CHECK(p.name() == name);
@@ -406,7 +408,9 @@ TEST_CASE("to(dtype) converts parameters and floating buffers in place, for ever
   REQUIRE(weight.grad().defined());
 
   CHECK(&model.to(tg::kFloat64) == &model);
-  for (const auto& [name, p] : model.named_parameters()) {
+  for (const auto& named : model.named_parameters()) {  // not [name, p]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& p = named.second;
     CAPTURE(name);
     CHECK(p.dtype() == tg::kFloat64);
     CHECK(p.is_leaf());

@@ -607,7 +607,9 @@ TEST_CASE("load converts values to the module's dtypes, as torch's load_state_di
   const double* weight_storage = dnet.find("weight").data<double>();
   nn::load(dnet, floats);
   CHECK(dnet.find("weight").data<double>() == weight_storage);
-  for (const auto& [name, tensor] : state_of(dnet)) {
+  for (const auto& named : state_of(dnet)) {  // not [name, tensor]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& tensor = named.second;
     INFO(name);
     CHECK(tensor.dtype() == tg::kFloat64);
     CHECK(same_bits(tensor, net.find(name).to(tg::kFloat64)));
@@ -624,7 +626,9 @@ TEST_CASE("load converts values to the module's dtypes, as torch's load_state_di
   nn::save(wide_values, doubles);
   CHECK(nn::load_tensors(doubles).at("weight").dtype == "F64");
   nn::load(net, doubles);
-  for (const auto& [name, tensor] : state_of(net)) {
+  for (const auto& named : state_of(net)) {  // not [name, tensor]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& tensor = named.second;
     INFO(name);
     CHECK(tensor.dtype() == tg::kFloat32);
     CHECK(same_bits(tensor, wide_values.find(name).to(tg::kFloat32)));
@@ -682,7 +686,9 @@ TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, a
 
   auto target = std::make_shared<nn::BatchNorm2d>(3);
   nn::load(*target, path);
-  for (const auto& [name, tensor] : state_of(*target)) {
+  for (const auto& named : state_of(*target)) {  // not [name, tensor]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& tensor = named.second;
     INFO(name);
     CHECK(same_bits(tensor, source->find(name)));  // num_batches_tracked stays int64
   }
@@ -748,7 +754,9 @@ TEST_CASE("a float64 BatchNorm2d saves F64 (and I64) and loads F64 exactly") {
   nn::BatchNorm2d target(3);
   target.to(tg::kFloat64);
   nn::load(target, path);
-  for (const auto& [name, tensor] : state_of(target)) {
+  for (const auto& named : state_of(target)) {  // not [name, tensor]: INFO captures name in a lambda
+    const std::string& name = named.first;
+    const tg::Tensor& tensor = named.second;
     INFO(name);
     CHECK(same_bits(tensor, source->find(name)));
   }
