@@ -695,7 +695,7 @@ void save(const Module& module, const std::string& path, const Metadata& metadat
   save_tensors(path, state(module), metadata);
 }
 
-void load(Module& module, const std::string& path) {
+LoadResult load(Module& module, const std::string& path, bool strict) {
   // The header alone decides whether the file matches; no data is read
   // before it does (an unwanted tensor may take gigabytes).
   Header header = read_header(path);
@@ -705,13 +705,18 @@ void load(Module& module, const std::string& path) {
   const auto wanted = state(module);
   std::set<std::string> wanted_names;
   std::vector<std::string> problems;
-  for (const auto& [name, tensor] : wanted) {
+  LoadResult result;
+  std::vector<std::size_t> present;  // indices into `wanted` that the file holds
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const auto& [name, tensor] = wanted[i];
     wanted_names.insert(name);
     const auto it = in_file.find(name);
     if (it == in_file.end()) {
-      problems.push_back("missing in file: " + name);
+      result.missing_keys.push_back(name);
+      if (strict) problems.push_back("missing in file: " + name);
       continue;
     }
+    present.push_back(i);
     const Entry& stored = *it->second;
     if (stored.shape != tensor.shape())
       problems.push_back("shape of " + name + ": " + shape_str(stored.shape) + " in the file, " +
@@ -720,8 +725,11 @@ void load(Module& module, const std::string& path) {
       problems.push_back("dtype of " + name + ": " + stored.dtype + " in the file, " + file_dtype(tensor.dtype()) +
                          " in the module");
   }
-  for (const Entry& e : header.entries)
-    if (!wanted_names.count(e.name)) problems.push_back("unexpected in file: " + shortened(e.name));
+  for (const Entry& e : header.entries) {
+    if (wanted_names.count(e.name)) continue;
+    result.unexpected_keys.push_back(e.name);
+    if (strict) problems.push_back("unexpected in file: " + shortened(e.name));
+  }
   if (!problems.empty()) {
     std::string message = path + ": does not match the module (" + module.type_name() + "), " +
                           std::to_string(problems.size()) + (problems.size() == 1 ? " difference:" : " differences:");
@@ -732,8 +740,9 @@ void load(Module& module, const std::string& path) {
   // Every value is read and checked before any is copied: a failed read or
   // an inexact conversion changes nothing.
   std::vector<Tensor> values;
-  values.reserve(wanted.size());
-  for (const auto& [name, tensor] : wanted) {
+  values.reserve(present.size());
+  for (std::size_t i : present) {
+    const auto& [name, tensor] = wanted[i];
     const Entry& e = *in_file.at(name);
     values.push_back(read_values(header, path, e, *tensor_dtype(e.dtype)));
     check_exact(path, name, values.back(), tensor.dtype());
@@ -741,10 +750,11 @@ void load(Module& module, const std::string& path) {
   // Into the existing storage, converted to its dtype: every handle to these
   // tensors sees the values. Parameters require grad, hence the guard.
   NoGradGuard no_grad;
-  for (std::size_t i = 0; i < wanted.size(); ++i) {
-    Tensor target = wanted[i].second;
-    target.copy_(values[i]);
+  for (std::size_t k = 0; k < present.size(); ++k) {
+    Tensor target = wanted[present[k]].second;
+    target.copy_(values[k]);
   }
+  return result;
 }
 
 }  // namespace tg::nn

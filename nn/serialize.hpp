@@ -172,6 +172,15 @@ void save(const Module& module, const std::string& path, const Metadata& metadat
 // elsewhere, an optimizer's, see them); dtypes, requires_grad and gradients
 // are left as they are. Nothing is changed unless everything matches and
 // converts.
-void load(Module& module, const std::string& path);
+//
+// With strict = false (torch's load_state_dict(strict=False)), names that
+// are missing in the file or unexpected in it are not errors: they are
+// returned, and the tensors present in both are loaded. Shapes and dtypes of
+// those must still match.
+struct LoadResult {
+  std::vector<std::string> missing_keys;     // the module's, absent from the file
+  std::vector<std::string> unexpected_keys;  // the file's, absent from the module
+};
+LoadResult load(Module& module, const std::string& path, bool strict = true);
 
 }  // namespace tg::nn

@@ -593,6 +593,28 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
   CHECK_THROWS_AS(nn::load(net, floats), nn::FormatError);
 }
 
+TEST_CASE("a non-strict load returns the missing and unexpected keys and loads the rest") {
+  TempDir dir;
+  tg::Generator gen(15);
+  Tiny source(gen), target(gen);
+  // The file: source's weight and inner.scale, plus a name target lacks.
+  const std::string path = dir / "partial.safetensors";
+  nn::save_tensors(path, {{"weight", source.find("weight")}, {"inner.scale", source.find("inner.scale")},
+                          {"classifier.weight", tg::ones({2})}});
+  const tg::Tensor bias_before = target.find("bias").clone();
+  CHECK_THROWS_AS(nn::load(target, path), nn::MismatchError);  // strict by default
+  const nn::LoadResult result = nn::load(target, path, /*strict=*/false);
+  CHECK(result.missing_keys == std::vector<std::string>{"bias", "running", "inner.count"});
+  CHECK(result.unexpected_keys == std::vector<std::string>{"classifier.weight"});
+  CHECK(tg::eq(target.find("weight"), source.find("weight")).sum().item() == 6);
+  CHECK(tg::eq(target.find("inner.scale"), source.find("inner.scale")).sum().item() == 1);
+  CHECK(tg::eq(target.find("bias"), bias_before).sum().item() == 3);  // untouched
+  // A shape mismatch of a name both hold is still an error.
+  nn::save_tensors(path, {{"weight", tg::ones({3, 2})}});
+  CHECK_THROWS_WITH_AS(nn::load(target, path, false), doctest::Contains("shape of weight: (3, 2) in the file"),
+                       nn::MismatchError);
+}
+
 TEST_CASE("load converts values to the module's dtypes, as torch's load_state_dict does") {
   TempDir dir;
   tg::Generator gen(6);
