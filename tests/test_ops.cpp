@@ -13,57 +13,14 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_table.hpp"
+
 using tg::Tensor;
 using tg::Shape;
-using Inputs = std::vector<Tensor>;
 
 namespace {
 
-// ---- random shapes and values ------------------------------------------------
-
-Shape random_shape(tg::Generator& gen, std::size_t min_dims, std::size_t max_dims, std::size_t max_size = 4) {
-  Shape s(min_dims + gen.below(max_dims - min_dims + 1));
-  for (auto& d : s) d = 1 + gen.below(max_size);
-  return s;
-}
-
-// A shape that broadcasts against `s`: some leading axes dropped, some set to 1.
-Shape broadcastable_to(const Shape& s, tg::Generator& gen) {
-  Shape t(s.begin() + std::ptrdiff_t(gen.below(s.size() + 1)), s.end());
-  for (auto& d : t)
-    if (gen.below(3) == 0) d = 1;
-  return t;
-}
-
-// How a case's inputs are drawn.
-enum class Domain {
-  any,          // uniform in [-1, 1]
-  positive,     // uniform in [0.5, 2]
-  away_from_0,  // |x| in [0.1, 1]: no kink of relu/abs inside a difference step;
-                // even elements in [0.1, 0.4], so relu and clamp pass some gradient
-};
-
-Tensor random_input(const Shape& shape, Domain domain, tg::Generator& gen) {
-  xt::xarray<double> v(shape);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    double& e = v.data()[i];
-    switch (domain) {
-      case Domain::any: e = gen.uniform(-1, 1); break;
-      case Domain::positive: e = gen.uniform(0.5, 2); break;
-      case Domain::away_from_0: e = i % 2 ? (gen.below(2) ? 1 : -1) * gen.uniform(0.1, 1) : gen.uniform(0.1, 0.4); break;
-    }
-  }
-  return Tensor(std::move(v), true);
-}
-
-// ---- the table of op cases ----------------------------------------------------
-
-struct OpCase {
-  std::string name;
-  std::function<std::vector<Shape>(tg::Generator&)> shapes;
-  std::function<Tensor(const Inputs&)> f;
-  Domain domain = Domain::any;
-};
+// The table's helpers (random shapes and inputs, OpCase, check_cases) are in op_table.hpp.
 
 std::vector<Shape> one(tg::Generator& g) { return {random_shape(g, 0, 3)}; }
 std::vector<Shape> one_nonscalar(tg::Generator& g) { return {random_shape(g, 1, 3)}; }
@@ -336,22 +293,7 @@ constexpr int kDraws = 8;  // random shapes per case
 }  // namespace
 
 // Runs `check` (gradcheck or gradgradcheck) on every case for kDraws random shapes.
-void check_every_op(const std::function<tg::GradcheckReport(const tg::Function&, const Inputs&)>& check,
-                    std::uint64_t seed) {
-  for (const auto& c : op_cases()) {
-    for (int draw = 0; draw < kDraws; ++draw) {
-      tg::Generator gen(seed + 1000 * std::uint64_t(draw) + c.name.size());
-      Inputs inputs;
-      for (const auto& s : c.shapes(gen)) inputs.push_back(random_input(s, c.domain, gen));
-      CAPTURE(c.name);
-      CAPTURE(draw);
-      const tg::GradcheckReport report = check(c.f, inputs);
-      INFO(report.message);
-      CHECK(report.passed);
-    }
-  }
-  tg::tape().clear();
-}
+void check_every_op(const Check& check, std::uint64_t seed) { check_cases(op_cases(), check, seed, kDraws); }
 
 TEST_CASE("gradcheck: every op, random shapes") {
   check_every_op([](const tg::Function& f, const Inputs& in) { return tg::gradcheck(f, in); }, 0);
