@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -390,26 +391,70 @@ Dataset load_mnist(const std::string& dir, bool train, std::size_t limit, Normal
   return out;
 }
 
-// ---- batching ----------------------------------------------------------------
+// ---- datasets ----------------------------------------------------------------
 
-DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
-    : dataset_(dataset), options_(options), gen_(options.seed) {
-  if (options.batch_size == 0) throw ValueError("DataLoader: batch size must be positive, got 0");
-  if (!dataset.images.defined()) throw ShapeError("DataLoader: the dataset's images are undefined");
-  const Shape shape = dataset.images.shape();
-  if (shape.empty()) throw ShapeError("DataLoader: the dataset's images are 0-d; expected (N, ...)");
-  if (shape[0] != dataset.labels.size())
-    throw ShapeError("DataLoader: images " + shape_str(shape) + " hold " + std::to_string(shape[0]) +
-                     " samples but there are " + std::to_string(dataset.labels.size()) + " labels");
-  if (dataset.size() == 0) throw ValueError("DataLoader: the dataset is empty");
-  // Rows are copied as bytes, whatever the dtype, from a contiguous copy
-  // when the images are a strided view (shared when they are not).
-  dataset_.images = dataset.images.contiguous();
-  sample_numel_ = dataset.images.numel() / shape[0];
+namespace datasets {
+
+namespace {
+
+Tensor labels_tensor(const std::vector<std::int64_t>& labels) {
+  Tensor out = empty({labels.size()}, kInt64);
+  if (!labels.empty()) std::memcpy(out.mutable_data<std::int64_t>(), labels.data(), labels.size() * sizeof(std::int64_t));
+  return out;
 }
 
+// Checks images and labels as the loader always has, in its words.
+void check_images_and_labels(const data::Dataset& d) {
+  if (!d.images.defined()) throw ShapeError("DataLoader: the dataset's images are undefined");
+  const Shape shape = d.images.shape();
+  if (shape.empty()) throw ShapeError("DataLoader: the dataset's images are 0-d; expected (N, ...)");
+  if (shape[0] != d.labels.size())
+    throw ShapeError("DataLoader: images " + shape_str(shape) + " hold " + std::to_string(shape[0]) +
+                     " samples but there are " + std::to_string(d.labels.size()) + " labels");
+}
+
+}  // namespace
+
+TensorDataset to_dataset(const data::Dataset& d) {
+  check_images_and_labels(d);
+  return TensorDataset(d.images, labels_tensor(d.labels));
+}
+
+MNIST::MNIST(const std::string& root, bool train, std::size_t limit, Normalization norm)
+    : TensorDataset(to_dataset(load_mnist(root, train, limit, norm))) {}
+
+}  // namespace datasets
+
+// ---- batching ----------------------------------------------------------------
+
+DataLoader::DataLoader(std::shared_ptr<const datasets::Dataset> dataset, const LoaderOptions& options)
+    : dataset_(std::move(dataset)), options_(options), gen_(options.seed) {
+  if (options.batch_size == 0) throw ValueError("DataLoader: batch size must be positive, got 0");
+  if (!dataset_) throw ValueError("DataLoader: the dataset is null");
+  size_ = dataset_->size();
+  if (size_ == 0) throw ValueError("DataLoader: the dataset is empty");
+}
+
+namespace {
+
+std::shared_ptr<const datasets::Dataset> checked_dataset(const Dataset& d, const LoaderOptions& options) {
+  if (options.batch_size == 0) throw ValueError("DataLoader: batch size must be positive, got 0");
+  datasets::check_images_and_labels(d);
+  if (d.size() == 0) throw ValueError("DataLoader: the dataset is empty");
+  return std::make_shared<const datasets::TensorDataset>(datasets::to_dataset(d));
+}
+
+}  // namespace
+
+DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
+    : DataLoader(checked_dataset(dataset, options), options) {}
+
+DataLoader::~DataLoader() { wait_for_worker(); }
+
 void DataLoader::start_epoch() {
-  const std::size_t n = dataset_.size();
+  wait_for_worker();  // the worker reads the order
+  ++generation_;
+  const std::size_t n = size_;
   order_.resize(n);
   for (std::size_t i = 0; i < n; ++i) order_[i] = i;
   if (options_.shuffle) {
@@ -421,7 +466,7 @@ void DataLoader::start_epoch() {
 }
 
 std::size_t DataLoader::num_batches() const {
-  const std::size_t n = dataset_.size(), b = options_.batch_size;
+  const std::size_t n = size_, b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -433,30 +478,124 @@ Batch DataLoader::batch(std::size_t i) const {
                      std::to_string(count) + " batches");
   const std::size_t begin = i * options_.batch_size;
   const std::size_t end = std::min(begin + options_.batch_size, order_.size());
-  const std::size_t size = end - begin;
 
   Batch out;
-  Shape shape = dataset_.images.shape();
-  shape[0] = size;
-  const Dtype dtype = dataset_.images.dtype();
-  out.images = empty(shape, dtype);
-  const std::size_t row_bytes = sample_numel_ * element_size(dtype);
-  const char* src = nullptr;
-  char* dst = nullptr;
-  visit_dtype(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    src = reinterpret_cast<const char*>(dataset_.images.data<T>());
-    dst = reinterpret_cast<char*>(out.images.mutable_data<T>());  // a fresh leaf: writable
-  });
-  out.labels.resize(size);
   out.indices.assign(order_.begin() + static_cast<std::ptrdiff_t>(begin),
                      order_.begin() + static_cast<std::ptrdiff_t>(end));
-  for (std::size_t k = 0; k < size; ++k) {
-    const std::size_t row = out.indices[k];
-    if (row_bytes > 0) std::memcpy(dst + k * row_bytes, src + row * row_bytes, row_bytes);
-    out.labels[k] = dataset_.labels[row];
+  Example stacked = dataset_->get_batch(out.indices, epoch_ - 1);
+  out.inputs = std::move(stacked.input);
+  out.targets = std::move(stacked.target);
+  out.images = out.inputs;
+  if (out.targets.dtype() == kInt64 && out.targets.dim() == 1) {
+    const std::int64_t* labels = out.targets.data<std::int64_t>();
+    out.labels.assign(labels, labels + out.targets.numel());
   }
   return out;
+}
+
+// ---- iteration and prefetch ----------------------------------------------------
+
+void DataLoader::wait_for_worker() noexcept {
+  if (pending_.valid()) {
+    pending_.wait();
+    pending_ = {};  // drops the batch or the exception
+  }
+}
+
+void DataLoader::prefetch(std::size_t position) {
+  if (!options_.prefetch || position >= num_batches()) return;
+  pending_position_ = position;
+  // The worker only reads: the dataset, the order and the options, none of
+  // which change until wait_for_worker() has returned. It frees the batch a
+  // worker built last time first, so that its buffer cache can reuse them.
+  pending_ = std::async(std::launch::async, [this, position, spent = std::exchange(spent_, Batch{})]() mutable {
+    spent = Batch{};
+    return batch(position);
+  });
+}
+
+Batch DataLoader::next(std::uint64_t generation, std::size_t position) {
+  if (generation != generation_)
+    throw ValueError("DataLoader: the loader has started another epoch since this iterator's");
+  Batch out;
+  if (pending_.valid() && pending_position_ == position) {
+    std::future<Batch> ready = std::move(pending_);
+    Batch built = ready.get();  // rethrows what the worker threw
+    // Buffers go back to the cache of the thread that frees them. The caller
+    // frees its batches here, so the batch is copied into buffers of this
+    // thread, and the worker's are freed on a worker (by the next prefetch,
+    // in this epoch or the next): otherwise every batch would leave one
+    // buffer in this thread's cache, unused.
+    out.inputs = built.inputs.clone();
+    out.targets = built.targets.clone();
+    out.images = out.inputs;
+    out.labels = std::move(built.labels);
+    out.indices = std::move(built.indices);
+    spent_ = std::move(built);
+  } else {
+    wait_for_worker();
+    out = batch(position);
+  }
+  prefetch(position + 1);
+  return out;
+}
+
+void DataLoader::release(std::uint64_t generation) noexcept {
+  if (generation == generation_) wait_for_worker();
+}
+
+DataLoader::Iterator DataLoader::begin() {
+  start_epoch();
+  const std::size_t count = num_batches();
+  Iterator it(this, 0, generation_);
+  if (count == 0) return end();
+  it.alive_ = alive_;
+  it.batch_ = next(generation_, 0);
+  return it;
+}
+
+DataLoader::Iterator DataLoader::end() const {
+  Iterator it;
+  it.position_ = num_batches();
+  return it;
+}
+
+DataLoader::Iterator::Iterator(Iterator&& other) noexcept
+    : loader_(std::exchange(other.loader_, nullptr)),
+      alive_(std::move(other.alive_)),
+      position_(other.position_),
+      generation_(other.generation_),
+      batch_(std::move(other.batch_)) {}
+
+DataLoader::Iterator& DataLoader::Iterator::operator=(Iterator&& other) noexcept {
+  if (this != &other) {
+    if (loader_ && !alive_.expired()) loader_->release(generation_);
+    loader_ = std::exchange(other.loader_, nullptr);
+    alive_ = std::move(other.alive_);
+    position_ = other.position_;
+    generation_ = other.generation_;
+    batch_ = std::move(other.batch_);
+  }
+  return *this;
+}
+
+DataLoader::Iterator::~Iterator() {
+  if (loader_ && !alive_.expired()) loader_->release(generation_);
+}
+
+DataLoader::Iterator& DataLoader::Iterator::operator++() {
+  if (loader_ == nullptr) throw ValueError("DataLoader::Iterator: incremented past the end");
+  if (alive_.expired()) throw ValueError("DataLoader::Iterator: the loader has been destroyed");
+  const std::size_t next_position = position_ + 1;
+  if (next_position >= loader_->num_batches()) {
+    loader_->release(generation_);
+    loader_ = nullptr;
+    batch_ = Batch{};
+  } else {
+    batch_ = loader_->next(generation_, next_position);
+  }
+  position_ = next_position;
+  return *this;
 }
 
 }  // namespace tg::data

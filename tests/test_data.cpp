@@ -426,6 +426,8 @@ TEST_CASE("read_idx and load_mnist refuse FIFOs and devices instead of waiting o
   REQUIRE(images.created());
   CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir.path.string(), true), dir / "train-images-idx3-ubyte",
                    "a FIFO, not a regular file");
+  CHECK_FILE_ERROR(data::DataError, data::datasets::MNIST(dir.path.string(), true), dir / "train-images-idx3-ubyte",
+                   "a FIFO, not a regular file");
 }
 
 // ---- load_mnist --------------------------------------------------------------
@@ -542,6 +544,51 @@ TEST_CASE("load_mnist errors name the files") {
     write_bytes(images, {0, 0, 8, 3, 0, 0});
     CHECK_FILE_ERROR(data::DataError, data::load_mnist(dir, true), images, "truncated header");
   }
+}
+
+TEST_CASE("datasets::MNIST: example i is image i in [0, 1] (1, 28, 28) with its label as a 0-d int64") {
+  TinyMnist m;
+  const std::string dir = m.dir.path.string();
+  const data::datasets::MNIST train(dir, true);
+  REQUIRE(train.size() == 6);
+  CHECK(train.images().shape() == tg::Shape{6, 1, 28, 28});
+  CHECK(train.targets().dtype() == tg::kInt64);
+  for (std::size_t i = 0; i < 6; ++i) {
+    const data::Example e = train.get(i);
+    REQUIRE(e.input.shape() == tg::Shape{1, 28, 28});
+    CHECK(e.input.dtype() == tg::kFloat32);
+    CHECK(e.target.dim() == 0);
+    CHECK(e.target.dtype() == tg::kInt64);
+    CHECK(e.target.item<std::int64_t>() == static_cast<std::int64_t>((i * 3) % 10));
+    const xt::xarray<float> pixels = e.input.to_xarray<float>();
+    bool exact = true;
+    for (std::size_t k = 0; k < 28 * 28; ++k)
+      exact = exact && pixels.data()[k] == static_cast<float>(m.images.data[i * 784 + k]) / 255.0f;
+    CHECK(exact);
+  }
+  CHECK_THROWS_WITH_AS(train.get(6), doctest::Contains("index 6 is out of range for 6 examples"), tg::ValueError);
+
+  // The test set from .gz, a limit, a normalization: as load_mnist.
+  const data::datasets::MNIST test(dir, false, 4, data::fashion_mnist_normalization);
+  CHECK(test.size() == 4);
+  CHECK(test.get(0).input.value<float>()(0, 0, 1) == (1.0f - 0.2860f) / 0.3530f);
+  CHECK_FILE_ERROR(data::DataError, data::datasets::MNIST(m.dir / "no-such-dir", true), m.dir / "no-such-dir",
+                   "neither");
+  data::write_idx(m.dir / "train-labels-idx1-ubyte", {{6}, Bytes{1, 2, 3, 10, 4, 5}});
+  CHECK_FILE_ERROR(data::DataError, data::datasets::MNIST(dir, true), m.dir / "train-labels-idx1-ubyte",
+                   "label 10 at index 3 is out of range [0, 10)");
+
+  // Batched by the loader: inputs (B, 1, 28, 28), int64 targets and labels.
+  data::DataLoader loader(data::datasets::MNIST(dir, false), {4});
+  std::vector<std::size_t> sizes;
+  for (const data::Batch& b : loader) {
+    sizes.push_back(b.size());
+    CHECK(b.inputs.shape() == tg::Shape{b.size(), 1, 28, 28});
+    CHECK(b.targets.dtype() == tg::kInt64);
+    CHECK(b.images.same(b.inputs));
+    for (std::size_t k = 0; k < b.size(); ++k) CHECK(b.labels[k] == static_cast<std::int64_t>((b.indices[k] * 3) % 10));
+  }
+  CHECK(sizes == std::vector<std::size_t>{4, 2});
 }
 
 // ---- DataLoader --------------------------------------------------------------
