@@ -55,14 +55,15 @@ Tensor reduce(const Tensor& loss, Reduction reduction) {
 }
 
 // An elementwise loss's input and target: equal shapes, a floating input.
-void check_pair(const char* op, const Tensor& input, const Tensor& target, Reduction reduction) {
+void check_pair(const char* op, const Tensor& input, const Tensor& target, Reduction reduction,
+                bool batchmean_allowed = false) {
   TG_CHECK(input.defined() && target.defined(), ValueError, op << ": input and target must be defined tensors");
   if (input.shape() != target.shape())
     throw ShapeError(std::string(op) + ": input " + shape_str(input.shape()) + " and target " +
                      shape_str(target.shape()) + " must have the same shape");
   TG_CHECK(is_floating(input.dtype()), DtypeError,
            op << ": expected a float32 or float64 input, got " << dtype_name(input.dtype()));
-  check_reduction(op, reduction);
+  check_reduction(op, reduction, batchmean_allowed);
 }
 
 // A weight that must broadcast to the input's shape without changing it.
@@ -125,7 +126,8 @@ Tensor weighted_pick(const char* op, const Tensor& log_probs, const Tensor& labe
       if (label[i] == ignore_index) continue;
       if (label[i] < 0 || std::size_t(label[i]) >= classes)
         throw ValueError(std::string(op) + ": label " + std::to_string(label[i]) + " at position " + std::to_string(i) +
-                         " is outside [0, " + std::to_string(classes) + ")" +
+                         " is outside [0, " + std::to_string(classes) + ") for input of shape " +
+                         shape_str(log_probs.shape()) +
                          (ignore_index < 0 || std::size_t(ignore_index) >= classes
                               ? " and is not ignore_index (" + std::to_string(ignore_index) + ")"
                               : ""));
@@ -144,6 +146,20 @@ Tensor weighted_pick(const char* op, const Tensor& log_probs, const Tensor& labe
   if (reduction == Reduction::Mean && total == 0.0)  // nothing counted: 0/0 as PyTorch, with a zero gradient
     return add(loss, std::numeric_limits<double>::quiet_NaN());
   return loss;
+}
+
+// 0.5·d²/beta where d = |input - target| < beta, d - 0.5·beta elsewhere, times
+// `factor`. Each branch is finite everywhere (beta > 0), so the one where()
+// does not take sends back a zero gradient, not a NaN.
+Tensor quadratic_then_linear(const Tensor& input, const Tensor& target, double beta, double factor) {
+  const Tensor d = sub(input, target);
+  const Tensor a = abs(d);
+  Tensor inner;
+  {
+    NoGradGuard no_grad;
+    inner = lt(a, scalar_like(a, beta));
+  }
+  return mul(where(inner, mul(mul(d, d), 0.5 / beta), sub(a, 0.5 * beta)), factor);
 }
 
 Tensor label_tensor(const std::vector<std::int64_t>& labels) {
@@ -227,7 +243,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntr
   if (logits.dim() != 2)
     throw ShapeError("cross_entropy: expected logits of shape (N, C), got " + shape_str(logits.shape()));
   const double s = options.label_smoothing();
-  TG_CHECK(s >= 0.0 && s <= 1.0, ValueError, "cross_entropy: label_smoothing must be in [0, 1], got " << s);
+  TG_CHECK(s >= 0.0 && s <= 1.0, ValueError,
+           "cross_entropy: label_smoothing must be in [0, 1], got " << s << " (logits " << shape_str(logits.shape()) << ")");
   return weighted_pick("cross_entropy", log_softmax(logits, 1), labels, options.weight(), options.ignore_index(),
                        options.reduction(), s);
 }
@@ -300,24 +317,6 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, const L1LossOptions& o
   return reduce(abs(sub(input, target)), options.reduction());
 }
 
-namespace {
-
-// 0.5·d²/beta where d = |input - target| < beta, d - 0.5·beta elsewhere, times
-// `factor`. Each branch is finite everywhere (beta > 0), so the one where()
-// does not take sends back a zero gradient, not a NaN.
-Tensor quadratic_then_linear(const Tensor& input, const Tensor& target, double beta, double factor) {
-  const Tensor d = sub(input, target);
-  const Tensor a = abs(d);
-  Tensor inner;
-  {
-    NoGradGuard no_grad;
-    inner = lt(a, scalar_like(a, beta));
-  }
-  return mul(where(inner, mul(mul(d, d), 0.5 / beta), sub(a, 0.5 * beta)), factor);
-}
-
-}  // namespace
-
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1LossOptions& options) {
   const double beta = options.beta();
   check_pair("smooth_l1_loss", input, target, options.reduction());
@@ -348,14 +347,7 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, double delta, Reduc
 // ---- distributions --------------------------------------------------------------------
 
 Tensor kl_div(const Tensor& log_input, const Tensor& target, const KLDivLossOptions& options) {
-  const char* op = "kl_div";
-  TG_CHECK(log_input.defined() && target.defined(), ValueError, op << ": input and target must be defined tensors");
-  if (log_input.shape() != target.shape())
-    throw ShapeError(std::string(op) + ": input " + shape_str(log_input.shape()) + " and target " +
-                     shape_str(target.shape()) + " must have the same shape");
-  TG_CHECK(is_floating(log_input.dtype()), DtypeError,
-           op << ": expected a float32 or float64 input, got " << dtype_name(log_input.dtype()));
-  check_reduction(op, options.reduction(), /*batchmean_allowed=*/true);
+  check_pair("kl_div", log_input, target, options.reduction(), /*batchmean_allowed=*/true);
   Tensor loss;
   if (options.log_target()) {
     loss = mul(exp(target), sub(target, log_input));
