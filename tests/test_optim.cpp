@@ -960,6 +960,16 @@ TEST_CASE("load refuses a state that does not fit, names the difference and chan
                        tg::nn::MismatchError);
   CHECK_THROWS_AS(adam.load(dir / "missing.safetensors"), tg::nn::FileError);
   {
+    Mlp m(3);
+    tg::optim::Adam other(m.groups());
+    tg::optim::StepLR foreign(other, 2);
+    CHECK_THROWS_WITH_AS(adam.load(dir / "adam.safetensors", foreign),
+                         doctest::Contains("Adam: load: the scheduler (StepLR) acts on another optimizer"),
+                         tg::ValueError);
+    CHECK_THROWS_WITH_AS(adam.save(dir / "never.safetensors", foreign),
+                         doctest::Contains("acts on another optimizer"), tg::ValueError);
+  }
+  {
     Mlp one(3);
     tg::optim::Adam single({one.w1, one.b1, one.w2, one.b2});
     CHECK_THROWS_WITH_AS(single.load(dir / "adam.safetensors"),
@@ -1244,6 +1254,33 @@ TEST_CASE("ReduceLROnPlateau: patience, relative threshold, cooldown, a min_lr p
     up.step(std::nan(""));
     CHECK(sgd.lr() == doctest::Approx(0.01));
     CHECK(up.best() == 2.0);
+  }
+  SUBCASE("mode max with a relative threshold, mode min with an absolute one") {
+    tg::Tensor p = param(), q = param();
+    tg::optim::SGD up_sgd({p}, 1.0), down_sgd({q}, 1.0);
+    tg::optim::PlateauOptions o;
+    o.mode = tg::optim::PlateauOptions::Mode::kMax;
+    o.threshold = 0.1;  // better: above best·1.1
+    o.patience = 0;
+    o.factor = 0.5;
+    tg::optim::ReduceLROnPlateau up(up_sgd, o);
+    up.step(10.0);
+    up.step(10.5);  // not above 11
+    CHECK(up_sgd.lr() == 0.5);
+    up.step(11.5);
+    CHECK(up_sgd.lr() == 0.5);
+    CHECK(up.best() == 11.5);
+    o.mode = tg::optim::PlateauOptions::Mode::kMin;
+    o.threshold_mode = tg::optim::PlateauOptions::ThresholdMode::kAbs;
+    o.threshold = 0.25;  // better: below best - 0.25
+    tg::optim::ReduceLROnPlateau down(down_sgd, o);
+    down.step(1.0);
+    down.step(0.8);  // not below 0.75
+    CHECK(down_sgd.lr() == 0.5);
+    down.step(0.7);
+    CHECK(down_sgd.lr() == 0.5);
+    CHECK(down.best() == 0.7);
+    CHECK(down.num_bad_epochs() == 0);
   }
   CHECK_THROWS_WITH_AS(tg::optim::ReduceLROnPlateau(m.sgd, [] {
                          tg::optim::PlateauOptions o;
