@@ -15,7 +15,11 @@ class Generator {
  public:
   explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
 
-  void seed(std::uint64_t s) { engine_.seed(s); }
+  // Restarts the sequence: after seed(s) the draws are those of Generator(s).
+  void seed(std::uint64_t s) {
+    engine_.seed(s);
+    has_spare_ = false;
+  }
   std::uint64_t next_u64() { return engine_(); }
 
   // Uniform in [0, 1) with 53 random bits.
@@ -53,5 +57,23 @@ class Generator {
   double spare_ = 0.0;
   bool has_spare_ = false;
 };
+
+// The generator that layers and the random creators use when none is given.
+//
+// One per thread, not one per process behind a mutex: a Generator is handed
+// out by reference and drawn from many times, so a lock around each draw
+// would not make a sequence of draws atomic, and two threads drawing from one
+// generator would interleave in an order that changes from run to run. Per
+// thread, a model built on one thread after manual_seed(s) gets the same
+// weights every time, whatever other threads draw. This matches the tape,
+// which is per thread too. Every thread's default generator starts from the
+// same seed (kDefaultSeed) until manual_seed is called on that thread.
+Generator& default_generator();
+
+// Reseeds the calling thread's default generator, as torch::manual_seed:
+// manual_seed(0) and then building a model twice gives identical weights.
+void manual_seed(std::uint64_t seed);
+
+inline constexpr std::uint64_t kDefaultSeed = 67280421310721ULL;  // PyTorch's default seed
 
 }  // namespace tg

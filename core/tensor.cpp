@@ -395,6 +395,19 @@ Tensor randperm(std::size_t n, Generator& gen) {
   return t;
 }
 
+Tensor rand(const Shape& shape, double low, double high, TensorOptions options) {
+  return rand(shape, default_generator(), low, high, options);
+}
+Tensor randn(const Shape& shape, double mean, double stddev, TensorOptions options) {
+  return randn(shape, default_generator(), mean, stddev, options);
+}
+Tensor rand_like(const Tensor& x) { return rand_like(x, default_generator()); }
+Tensor randn_like(const Tensor& x) { return randn_like(x, default_generator()); }
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, TensorOptions options) {
+  return randint(low, high, shape, default_generator(), options);
+}
+Tensor randperm(std::size_t n) { return randperm(n, default_generator()); }
+
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
   os << "tensor(";

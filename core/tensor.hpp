@@ -294,6 +294,14 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generato
                TensorOptions options = kInt64);
 // A random permutation of 0 .. n-1 (int64).
 Tensor randperm(std::size_t n, Generator& gen);
+// The same without a Generator: they draw from this thread's
+// default_generator(), which tg::manual_seed(s) reseeds.
+Tensor rand(const Shape& shape, double low = 0.0, double high = 1.0, TensorOptions options = {});
+Tensor randn(const Shape& shape, double mean = 0.0, double stddev = 1.0, TensorOptions options = {});
+Tensor rand_like(const Tensor& x);
+Tensor randn_like(const Tensor& x);
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, TensorOptions options = kInt64);
+Tensor randperm(std::size_t n);
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 

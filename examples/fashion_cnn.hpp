@@ -25,24 +25,21 @@
 
 class FashionCNN : public tg::nn::Module {
  public:
-  std::shared_ptr<tg::nn::Sequential> features, classifier;
+  tg::nn::Sequential features{nullptr}, classifier{nullptr};
 
+  // The weights are drawn from `gen` (the trainer's --seed), in layer order.
   explicit FashionCNN(tg::Generator& gen) {
     namespace nn = tg::nn;
     features = register_module(
-        "features", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                        std::make_shared<nn::Conv2d>(1, 32, 5, gen, 1, 2), std::make_shared<nn::BatchNorm2d>(32),
-                        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
-                        std::make_shared<nn::Conv2d>(32, 64, 5, gen, 1, 2), std::make_shared<nn::BatchNorm2d>(64),
-                        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2)}));
-    classifier = register_module(
-        "classifier", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                          std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(64 * 7 * 7, 128, gen),
-                          std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(128, 10, gen)}));
+        "features", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 5).padding(2), gen), nn::BatchNorm2d(32),
+                                   nn::ReLU(), nn::MaxPool2d(2),
+                                   nn::Conv2d(nn::Conv2dOptions(32, 64, 5).padding(2), gen), nn::BatchNorm2d(64),
+                                   nn::ReLU(), nn::MaxPool2d(2)));
+    classifier = register_module("classifier", nn::Sequential(nn::Flatten(), nn::Linear(64 * 7 * 7, 128, gen),
+                                                              nn::ReLU(), nn::Linear(128, 10, gen)));
   }
 
-  tg::Tensor forward(const tg::Tensor& x) override { return (*classifier)((*features)(x)); }
-  std::string type_name() const override { return "FashionCNN"; }
+  tg::Tensor forward(const tg::Tensor& x) override { return classifier(features(x)); }
 
   // The first layer's kernels, (32, 1, 5, 5): what the filter picture shows.
   tg::Tensor first_filters() { return find("features.0.weight"); }

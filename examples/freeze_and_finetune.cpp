@@ -30,19 +30,16 @@ std::pair<tg::Tensor, tg::Tensor> stripes(std::size_t n, tg::Generator& gen) {
 }
 
 struct EdgeNet : nn::Module {
-  std::shared_ptr<nn::Sequential> features, head;
+  nn::Sequential features{nullptr}, head{nullptr};
   explicit EdgeNet(tg::Generator& gen) {
     features = register_module(
-        "features", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                        std::make_shared<nn::Conv2d>(1, 2, 3, gen, 1, 1),  // features.0: Sobel x and y
-                        std::make_shared<nn::ReLU>(),
-                        std::make_shared<nn::Conv2d>(2, 4, 3, gen, 1, 1),  // features.2: trained
-                        std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2)}));
-    head = register_module("head", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                                       std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(4 * 4 * 4, 2, gen)}));
+        "features", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 2, 3).padding(1), gen),  // features.0: Sobel x and y
+                                   nn::ReLU(),
+                                   nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(1), gen),  // features.2: trained
+                                   nn::ReLU(), nn::MaxPool2d(2)));
+    head = register_module("head", nn::Sequential(nn::Flatten(), nn::Linear(4 * 4 * 4, 2, gen)));
   }
-  tg::Tensor forward(const tg::Tensor& x) override { return (*head)((*features)(x)); }
-  std::string type_name() const override { return "EdgeNet"; }
+  tg::Tensor forward(const tg::Tensor& x) override { return head(features(x)); }
 };
 
 }  // namespace

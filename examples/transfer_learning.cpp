@@ -15,14 +15,12 @@ namespace {
 
 // The frozen features of the trained model and a new, small head.
 struct TransferNet : nn::Module {
-  std::shared_ptr<nn::Sequential> features, head;
-  TransferNet(std::shared_ptr<nn::Sequential> trained_features, tg::Generator& gen) {
-    features = register_module("features", std::move(trained_features));
-    head = register_module("head", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                                       std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(64 * 7 * 7, 2, gen)}));
+  nn::Sequential features{nullptr}, head{nullptr};
+  TransferNet(nn::Sequential trained_features, tg::Generator& gen) {
+    features = register_module("features", std::move(trained_features));  // shared with the trained model
+    head = register_module("head", nn::Sequential(nn::Flatten(), nn::Linear(64 * 7 * 7, 2, gen)));
   }
-  tg::Tensor forward(const tg::Tensor& x) override { return (*head)((*features)(x)); }
-  std::string type_name() const override { return "TransferNet"; }
+  tg::Tensor forward(const tg::Tensor& x) override { return head(features(x)); }
 };
 
 // The images of classes 0 (T-shirt) and 6 (shirt), relabelled 0 and 1.

@@ -22,56 +22,61 @@ Tensor fan_in_uniform(const Shape& shape, std::size_t fan_in, Generator& gen) {
 
 // ---- Linear --------------------------------------------------------------------
 
-Linear::Linear(std::size_t in_features, std::size_t out_features, Generator& gen, bool bias) {
-  if (in_features == 0 || out_features == 0)
-    throw ValueError("Linear: features must be positive, got in=" + std::to_string(in_features) +
-                     ", out=" + std::to_string(out_features));
-  weight = register_parameter("weight", fan_in_uniform({out_features, in_features}, in_features, gen));
-  if (bias) this->bias = register_parameter("bias", fan_in_uniform({out_features}, in_features, gen));
+LinearImpl::LinearImpl(const LinearOptions& options, Generator& gen) : options(options) {
+  const std::size_t in = options.in_features(), out = options.out_features();
+  if (in == 0 || out == 0)
+    throw ValueError("Linear: features must be positive, got in=" + std::to_string(in) + ", out=" + std::to_string(out));
+  weight = register_parameter("weight", fan_in_uniform({out, in}, in, gen));
+  if (options.bias()) bias = register_parameter("bias", fan_in_uniform({out}, in, gen));
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+Tensor LinearImpl::forward(const Tensor& x) { return linear(x, weight, bias); }
 
-std::string Linear::describe() const {
-  return "in=" + std::to_string(weight.shape()[1]) + ", out=" + std::to_string(weight.shape()[0]) +
+std::string LinearImpl::describe() const {
+  return "in=" + std::to_string(options.in_features()) + ", out=" + std::to_string(options.out_features()) +
          (bias.defined() ? "" : ", bias=false");
 }
 
 // ---- Conv2d --------------------------------------------------------------------
 
-Conv2d::Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel, Generator& gen, Size2 stride,
-               Size2 padding, Size2 dilation, std::size_t groups, bool bias)
-    : stride(stride), padding(padding), dilation(dilation), groups(groups) {
+Conv2dImpl::Conv2dImpl(const Conv2dOptions& options, Generator& gen) : options(options) {
+  const std::size_t in_channels = options.in_channels(), out_channels = options.out_channels(),
+                    groups = options.groups();
   if (groups == 0 || in_channels % groups || out_channels % groups || in_channels == 0 || out_channels == 0)
     throw ValueError("Conv2d: in_channels=" + std::to_string(in_channels) + " and out_channels=" +
                      std::to_string(out_channels) + " must be positive multiples of groups=" + std::to_string(groups));
+  const Size2 kernel = options.kernel_size();
   if (kernel.h <= 0 || kernel.w <= 0) throw ValueError("Conv2d: kernel size must be positive, got " + kernel.str());
   const auto kh = std::size_t(kernel.h), kw = std::size_t(kernel.w);
   const std::size_t fan_in = in_channels / groups * kh * kw;
   weight = register_parameter("weight", fan_in_uniform({out_channels, in_channels / groups, kh, kw}, fan_in, gen));
-  if (bias) this->bias = register_parameter("bias", fan_in_uniform({out_channels}, fan_in, gen));
+  if (options.bias()) bias = register_parameter("bias", fan_in_uniform({out_channels}, fan_in, gen));
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, weight, bias, stride, padding, dilation, std::int64_t(groups));
+Tensor Conv2dImpl::forward(const Tensor& x) {
+  return conv2d(x, weight, bias, options.stride(), options.padding(), options.dilation(),
+                std::int64_t(options.groups()));
 }
 
-std::string Conv2d::describe() const {
-  const Shape& s = weight.shape();
-  return std::to_string(s[1] * groups) + ", " + std::to_string(s[0]) +
-         ", kernel=" + Size2(std::int64_t(s[2]), std::int64_t(s[3])).str() + ", stride=" + stride.str() +
-         ", padding=" + padding.str() + (dilation == Size2(1) ? "" : ", dilation=" + dilation.str()) +
+std::string Conv2dImpl::describe() const {
+  const std::size_t groups = options.groups();
+  return std::to_string(options.in_channels()) + ", " + std::to_string(options.out_channels()) +
+         ", kernel=" + options.kernel_size().str() + ", stride=" + options.stride().str() +
+         ", padding=" + options.padding().str() +
+         (options.dilation() == Size2(1) ? "" : ", dilation=" + options.dilation().str()) +
          (groups == 1 ? "" : ", groups=" + std::to_string(groups)) + (bias.defined() ? "" : ", bias=false");
 }
 
 // ---- Dropout -------------------------------------------------------------------
 
-Dropout::Dropout(double p, Generator& gen) : p(p), gen_(gen.next_u64()) {
+DropoutImpl::DropoutImpl(const DropoutOptions& options, Generator& gen) : options(options), gen_(gen.next_u64()) {
+  const double p = options.p();
   if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout: p must be in [0, 1), got " + std::to_string(p));
 }
 
 // NOTE: the mask is a constant: the gradient passes where the element was kept.
-Tensor Dropout::forward(const Tensor& x) {
+Tensor DropoutImpl::forward(const Tensor& x) {
+  const double p = options.p();
   if (!is_training() || p == 0.0) return x;
   Tensor mask = empty(x.shape(), x.dtype());  // in x's dtype, so the product does not promote
   visit_floating("Dropout", x.dtype(), [&](auto tag) {
@@ -85,10 +90,10 @@ Tensor Dropout::forward(const Tensor& x) {
 
 // ---- BatchNorm2d ---------------------------------------------------------------
 
-BatchNorm2d::BatchNorm2d(std::size_t num_features, double eps, double momentum, bool affine)
-    : num_features(num_features), eps(eps), momentum(momentum) {
+BatchNorm2dImpl::BatchNorm2dImpl(const BatchNorm2dOptions& options) : options(options) {
+  const std::size_t num_features = options.num_features();
   if (num_features == 0) throw ValueError("BatchNorm2d: num_features must be positive");
-  if (affine) {
+  if (options.affine()) {
     weight = register_parameter("weight", ones({num_features}));
     bias = register_parameter("bias", zeros({num_features}));
   }
@@ -97,7 +102,9 @@ BatchNorm2d::BatchNorm2d(std::size_t num_features, double eps, double momentum, 
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, kInt64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2dImpl::forward(const Tensor& x) {
+  const std::size_t num_features = options.num_features();
+  const double eps = options.eps(), momentum = options.momentum();
   if (x.dim() != 4 || x.shape()[1] != num_features)
     throw ShapeError("BatchNorm2d: expected input of shape (N, " + std::to_string(num_features) + ", H, W), got " +
                      shape_str(x.shape()));
@@ -130,21 +137,58 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return y;
 }
 
-// ---- Sequential ----------------------------------------------------------------
+// ---- containers ----------------------------------------------------------------
 
-Sequential::Sequential(std::initializer_list<Item> modules) {
-  for (const auto& m : modules) push_back(m);
+namespace detail {
+
+std::shared_ptr<Module> ModuleSequence::ptr(std::size_t i) const {
+  if (i >= items_.size())
+    throw ValueError(type_name() + ": index " + std::to_string(i) + " is out of range for " +
+                     std::to_string(items_.size()) + " modules");
+  return items_[i];
 }
 
-void Sequential::push_back(Item module) {
-  register_module(std::to_string(items_.size()), module);  // refuses a module containing this one
+void ModuleSequence::push_back_ptr(std::shared_ptr<Module> module) {
+  register_module(std::to_string(items_.size()), module);  // refuses null and a module containing this one
   items_.push_back(std::move(module));
 }
 
-Tensor Sequential::forward(const Tensor& x) {
+}  // namespace detail
+
+Tensor SequentialImpl::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& m : items_) y = (*m)(y);
+  for (const auto& m : *this) y = (*m)(y);
   return y;
+}
+
+Tensor ModuleListImpl::forward(const Tensor&) {
+  throw ValueError("ModuleList has no forward: its owner calls the modules it holds");
+}
+
+bool ModuleDictImpl::contains(const std::string& key) const {
+  for (const auto& [name, child] : named_children())
+    if (name == key) return true;
+  return false;
+}
+
+std::vector<std::string> ModuleDictImpl::keys() const {
+  std::vector<std::string> out;
+  for (const auto& [name, child] : named_children()) out.push_back(name);
+  return out;
+}
+
+std::shared_ptr<Module> ModuleDictImpl::operator[](const std::string& key) const {
+  for (const auto& [name, child] : named_children())
+    if (name == key) return child;
+  throw ValueError("ModuleDict: no module named \"" + key + "\"");
+}
+
+void ModuleDictImpl::insert_ptr(const std::string& key, std::shared_ptr<Module> module) {
+  register_module(key, std::move(module));  // refuses a key in use, an empty key or one with '.'
+}
+
+Tensor ModuleDictImpl::forward(const Tensor&) {
+  throw ValueError("ModuleDict has no forward: call its modules, for example (*dict)[\"name\"]");
 }
 
 }  // namespace tg::nn

@@ -1,14 +1,24 @@
-// Layers, as torch::nn has them. Parameters are float32 when constructed;
-// Module::to(kFloat64) converts a whole model (for gradient checks).
-// Weights and biases start as PyTorch's do: uniform in ±1/√fan_in, drawn
-// from the Generator given to the constructor. Members such as `weight` are
-// handles to the registered parameters: they share value and gradient.
+// Layers, as torch::nn has them: each one an XxxImpl module and its holder
+// Xxx (TG_MODULE), built from its hyperparameters or an options object:
+//
+//   nn::Sequential features(
+//       nn::Conv2d(nn::Conv2dOptions(1, 32, 5).padding(2)), nn::BatchNorm2d(32), nn::ReLU(), nn::MaxPool2d(2));
+//   nn::Linear head(3136, 10);
+//   tg::Tensor y = head(tg::flatten(features(x)));
+//
+// Parameters are float32 when constructed; Module::to(kFloat64) converts a
+// whole model (for gradient checks). Weights and biases start as PyTorch's
+// do: uniform in ±1/√fan_in, drawn from the thread's default generator
+// (tg::manual_seed), or from a Generator given as the last constructor
+// argument. Members such as `weight` are handles to the registered
+// parameters: they share value and gradient.
 #pragma once
 
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../ops/conv.hpp"
@@ -16,145 +26,301 @@
 #include "../ops/shape.hpp"
 #include "module.hpp"
 
+// An option with a chainable setter and a getter, as TORCH_ARG:
+// Conv2dOptions(1, 32, 5).padding(2).bias(false); options.padding().
+#define TG_ARG(T, name)                          \
+ public:                                         \
+  auto& name(const T& value) {                   \
+    name##_ = value;                             \
+    return *this;                                \
+  }                                              \
+  const T& name() const noexcept { return name##_; } \
+                                                 \
+ private:                                        \
+  T name##_
+
 namespace tg::nn {
 
+// ---- options -----------------------------------------------------------------
+
+struct LinearOptions {
+  LinearOptions(std::size_t in_features, std::size_t out_features)
+      : in_features_(in_features), out_features_(out_features) {}
+  TG_ARG(std::size_t, in_features);
+  TG_ARG(std::size_t, out_features);
+  TG_ARG(bool, bias) = true;
+};
+
+struct Conv2dOptions {
+  Conv2dOptions(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+  TG_ARG(std::size_t, in_channels);
+  TG_ARG(std::size_t, out_channels);
+  TG_ARG(Size2, kernel_size);
+  TG_ARG(Size2, stride) = 1;
+  TG_ARG(Size2, padding) = 0;
+  TG_ARG(Size2, dilation) = 1;
+  TG_ARG(std::size_t, groups) = 1;
+  TG_ARG(bool, bias) = true;
+};
+
+// A stride of 0 (the default) means the kernel size, as PyTorch's None.
+struct MaxPool2dOptions {
+  MaxPool2dOptions(Size2 kernel_size) : kernel_size_(kernel_size) {}  // NOLINT: implicit on purpose
+  TG_ARG(Size2, kernel_size);
+  TG_ARG(Size2, stride) = 0;
+  TG_ARG(Size2, padding) = 0;
+};
+
+struct AvgPool2dOptions {
+  AvgPool2dOptions(Size2 kernel_size) : kernel_size_(kernel_size) {}  // NOLINT: implicit on purpose
+  TG_ARG(Size2, kernel_size);
+  TG_ARG(Size2, stride) = 0;
+  TG_ARG(Size2, padding) = 0;
+};
+
+struct BatchNorm2dOptions {
+  BatchNorm2dOptions(std::size_t num_features) : num_features_(num_features) {}  // NOLINT: implicit on purpose
+  TG_ARG(std::size_t, num_features);
+  TG_ARG(double, eps) = 1e-5;
+  TG_ARG(double, momentum) = 0.1;
+  TG_ARG(bool, affine) = true;
+};
+
+struct DropoutOptions {
+  DropoutOptions(double p = 0.5) : p_(p) {}  // NOLINT: implicit on purpose
+  TG_ARG(double, p);
+};
+
+struct LeakyReLUOptions {
+  TG_ARG(double, negative_slope) = 0.01;
+};
+
+// ---- layers ------------------------------------------------------------------
+
 // y = x·wᵀ + b; weight (out, in), bias (out).
-class Linear : public Module {
+class LinearImpl : public Module {
  public:
-  Linear(std::size_t in_features, std::size_t out_features, Generator& gen, bool bias = true);
+  LinearImpl(std::size_t in_features, std::size_t out_features, Generator& gen = default_generator())
+      : LinearImpl(LinearOptions(in_features, out_features), gen) {}
+  explicit LinearImpl(const LinearOptions& options, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
-  std::string type_name() const override { return "Linear"; }
   std::string describe() const override;
 
+  const LinearOptions options;
   Tensor weight;
   Tensor bias;  // undefined without bias
 };
+TG_MODULE(Linear);
 
 // weight (out, in / groups, kh, kw), bias (out).
-class Conv2d : public Module {
+class Conv2dImpl : public Module {
  public:
-  Conv2d(std::size_t in_channels, std::size_t out_channels, Size2 kernel, Generator& gen, Size2 stride = 1,
-         Size2 padding = 0, Size2 dilation = 1, std::size_t groups = 1, bool bias = true);
+  Conv2dImpl(std::size_t in_channels, std::size_t out_channels, Size2 kernel_size,
+             Generator& gen = default_generator())
+      : Conv2dImpl(Conv2dOptions(in_channels, out_channels, kernel_size), gen) {}
+  explicit Conv2dImpl(const Conv2dOptions& options, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
-  std::string type_name() const override { return "Conv2d"; }
   std::string describe() const override;
 
+  const Conv2dOptions options;
   Tensor weight;
   Tensor bias;
-  const Size2 stride, padding, dilation;
-  const std::size_t groups;
 };
+TG_MODULE(Conv2d);
 
-class MaxPool2d : public Module {
+class MaxPool2dImpl : public Module {
  public:
-  explicit MaxPool2d(Size2 kernel, Size2 stride = 0, Size2 padding = 0)
-      : kernel(kernel), stride(stride), padding(padding) {}
-  Tensor forward(const Tensor& x) override { return max_pool2d(x, kernel, stride, padding); }
-  std::string type_name() const override { return "MaxPool2d"; }
-  std::string describe() const override { return "kernel=" + kernel.str(); }
-  const Size2 kernel, stride, padding;
+  explicit MaxPool2dImpl(Size2 kernel_size) : MaxPool2dImpl(MaxPool2dOptions(kernel_size)) {}
+  explicit MaxPool2dImpl(const MaxPool2dOptions& options) : options(options) {}
+  Tensor forward(const Tensor& x) override {
+    return max_pool2d(x, options.kernel_size(), options.stride(), options.padding());
+  }
+  std::string describe() const override { return "kernel=" + options.kernel_size().str(); }
+  const MaxPool2dOptions options;
 };
+TG_MODULE(MaxPool2d);
 
-class AvgPool2d : public Module {
+class AvgPool2dImpl : public Module {
  public:
-  explicit AvgPool2d(Size2 kernel, Size2 stride = 0, Size2 padding = 0)
-      : kernel(kernel), stride(stride), padding(padding) {}
-  Tensor forward(const Tensor& x) override { return avg_pool2d(x, kernel, stride, padding); }
-  std::string type_name() const override { return "AvgPool2d"; }
-  std::string describe() const override { return "kernel=" + kernel.str(); }
-  const Size2 kernel, stride, padding;
+  explicit AvgPool2dImpl(Size2 kernel_size) : AvgPool2dImpl(AvgPool2dOptions(kernel_size)) {}
+  explicit AvgPool2dImpl(const AvgPool2dOptions& options) : options(options) {}
+  Tensor forward(const Tensor& x) override {
+    return avg_pool2d(x, options.kernel_size(), options.stride(), options.padding());
+  }
+  std::string describe() const override { return "kernel=" + options.kernel_size().str(); }
+  const AvgPool2dOptions options;
 };
+TG_MODULE(AvgPool2d);
 
-// An elementwise function as a layer: ReLU, Tanh, Sigmoid.
-class Activation : public Module {
+class ReLUImpl : public Module {
  public:
-  using Fn = Tensor (*)(const Tensor&);
-  Activation(std::string name, Fn fn) : name_(std::move(name)), fn_(fn) {}
-  Tensor forward(const Tensor& x) override { return fn_(x); }
-  std::string type_name() const override { return name_; }
+  Tensor forward(const Tensor& x) override { return relu(x); }
+};
+TG_MODULE(ReLU);
 
- private:
-  std::string name_;
-  Fn fn_;
-};
-
-struct ReLU : Activation {
-  ReLU() : Activation("ReLU", &tg::relu) {}
-};
-struct Tanh : Activation {
-  Tanh() : Activation("Tanh", &tg::tanh) {}
-};
-struct Sigmoid : Activation {
-  Sigmoid() : Activation("Sigmoid", &tg::sigmoid) {}
-};
-
-class LeakyReLU : public Module {
+class TanhImpl : public Module {
  public:
-  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
-  Tensor forward(const Tensor& x) override { return leaky_relu(x, negative_slope); }
-  std::string type_name() const override { return "LeakyReLU"; }
-  std::string describe() const override { return "negative_slope=" + std::to_string(negative_slope); }
-  const double negative_slope;
+  Tensor forward(const Tensor& x) override { return tanh(x); }
 };
+TG_MODULE(Tanh);
 
-class Flatten : public Module {
+class SigmoidImpl : public Module {
  public:
-  explicit Flatten(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1)
+  Tensor forward(const Tensor& x) override { return sigmoid(x); }
+};
+TG_MODULE(Sigmoid);
+
+class LeakyReLUImpl : public Module {
+ public:
+  explicit LeakyReLUImpl(const LeakyReLUOptions& options = {}) : options(options) {}
+  Tensor forward(const Tensor& x) override { return leaky_relu(x, options.negative_slope()); }
+  std::string describe() const override { return "negative_slope=" + std::to_string(options.negative_slope()); }
+  const LeakyReLUOptions options;
+};
+TG_MODULE(LeakyReLU);
+
+class FlattenImpl : public Module {
+ public:
+  explicit FlattenImpl(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1)
       : start_dim(start_dim), end_dim(end_dim) {}
   Tensor forward(const Tensor& x) override { return flatten(x, start_dim, end_dim); }
-  std::string type_name() const override { return "Flatten"; }
   const std::ptrdiff_t start_dim, end_dim;
 };
+TG_MODULE(Flatten);
+
+// The identity, as a layer: a placeholder in a Sequential, or a head removed.
+class IdentityImpl : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+};
+TG_MODULE(Identity);
 
 // Training: zeroes each element with probability p and scales the rest by
-// 1/(1-p); eval: the identity. Its own Generator, seeded from the one given.
-class Dropout : public Module {
+// 1/(1-p); eval: the identity. The masks come from the layer's own
+// Generator, seeded at construction from the default generator (or the one
+// given), so building after manual_seed(s) gives the same masks.
+class DropoutImpl : public Module {
  public:
-  Dropout(double p, Generator& gen);
+  explicit DropoutImpl(const DropoutOptions& options = {}, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
-  std::string type_name() const override { return "Dropout"; }
-  std::string describe() const override { return "p=" + std::to_string(p); }
-  const double p;
+  std::string describe() const override { return "p=" + std::to_string(options.p()); }
+  const DropoutOptions options;
 
  private:
   Generator gen_;
 };
+TG_MODULE(Dropout);
 
 // Per channel of (N, C, H, W): training normalizes with the batch mean and
 // (biased) variance and updates running_mean / running_var (unbiased) with
 // `momentum`; eval uses the running statistics. Composed from primitive ops.
-class BatchNorm2d : public Module {
+class BatchNorm2dImpl : public Module {
  public:
-  explicit BatchNorm2d(std::size_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true);
+  explicit BatchNorm2dImpl(const BatchNorm2dOptions& options);
   Tensor forward(const Tensor& x) override;
-  std::string type_name() const override { return "BatchNorm2d"; }
-  std::string describe() const override { return std::to_string(num_features); }
+  std::string describe() const override { return std::to_string(options.num_features()); }
 
-  const std::size_t num_features;
-  const double eps, momentum;
+  const BatchNorm2dOptions options;
   Tensor weight;  // γ, ones (undefined without affine)
   Tensor bias;    // β, zeros
   Tensor running_mean;
   Tensor running_var;
   Tensor num_batches_tracked;  // int64, shape (), as PyTorch's
 };
+TG_MODULE(BatchNorm2d);
 
-// Children named "0", "1", ...; forward feeds each one's output to the next.
-// A module that contains this Sequential (or is it) is refused with a
-// ValueError: the chain would call itself forever.
-class Sequential : public Module {
+// ---- containers ----------------------------------------------------------------
+
+namespace detail {
+// The list of modules that Sequential and ModuleList share: children named
+// "0", "1", ... in order. A module that contains the container (or is it)
+// is refused with a ValueError: the tree would become a cycle.
+class ModuleSequence : public Module {
  public:
-  using Item = std::shared_ptr<Module>;
-  Sequential() = default;
-  Sequential(std::initializer_list<Item> modules);
-  void push_back(Item module);
-  Tensor forward(const Tensor& x) override;
-  std::string type_name() const override { return "Sequential"; }
+  template <class M>
+  void push_back(M&& module) {
+    push_back_ptr(detail::module_ptr(std::forward<M>(module)));
+  }
   std::size_t size() const { return items_.size(); }
-  Module& operator[](std::size_t i) const { return *items_.at(i); }
+  bool is_empty() const { return items_.empty(); }
+  // The i-th module; a ValueError naming i and the size when out of range.
+  std::shared_ptr<Module> ptr(std::size_t i) const;
+  std::shared_ptr<Module> operator[](std::size_t i) const { return ptr(i); }
+  // Typed: ptr<nn::Conv2d>(0) or ptr<nn::Conv2dImpl>(0) gives a
+  // std::shared_ptr<Conv2dImpl>; a ValueError naming the index and both
+  // types when the module there is of another type.
+  template <class T>
+  std::shared_ptr<typename detail::impl_of<T>::type> ptr(std::size_t i) const {
+    return detail::module_cast<T>(ptr(i), type_name() + "::ptr<" + detail::module_type_name(
+        typeid(typename detail::impl_of<T>::type)) + ">: module " + std::to_string(i));
+  }
+  template <class T>
+  typename detail::impl_of<T>::type& at(std::size_t i) const {
+    return *ptr<T>(i);
+  }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
 
  private:
-  std::vector<Item> items_;
+  void push_back_ptr(std::shared_ptr<Module> module);
+  std::vector<std::shared_ptr<Module>> items_;
 };
+}  // namespace detail
+
+// Forward feeds each module's output to the next. Built from any number of
+// holders or shared_ptrs: nn::Sequential(nn::Linear(4, 8), nn::ReLU()).
+class SequentialImpl : public detail::ModuleSequence {
+ public:
+  using Item = std::shared_ptr<Module>;
+  SequentialImpl() = default;
+  SequentialImpl(std::initializer_list<Item> modules) {
+    for (const auto& m : modules) push_back(m);
+  }
+  template <class... Ms, std::enable_if_t<(sizeof...(Ms) > 0), int> = 0>
+  explicit SequentialImpl(Ms&&... modules) {
+    (push_back(std::forward<Ms>(modules)), ...);
+  }
+  Tensor forward(const Tensor& x) override;
+};
+TG_MODULE(Sequential);
+
+// Modules held in order and registered ("0", "1", ...), with no forward of
+// its own: the owner calls them. for (const auto& m : *list) ... walks them.
+class ModuleListImpl : public detail::ModuleSequence {
+ public:
+  ModuleListImpl() = default;
+  template <class... Ms, std::enable_if_t<(sizeof...(Ms) > 0), int> = 0>
+  explicit ModuleListImpl(Ms&&... modules) {
+    (push_back(std::forward<Ms>(modules)), ...);
+  }
+  Tensor forward(const Tensor& x) override;  // throws: a ModuleList is not called
+};
+TG_MODULE(ModuleList);
+
+// Modules by name, registered under that name, keys in insertion order.
+class ModuleDictImpl : public Module {
+ public:
+  ModuleDictImpl() = default;
+  template <class M>
+  void insert(const std::string& key, M&& module) {
+    insert_ptr(key, detail::module_ptr(std::forward<M>(module)));
+  }
+  std::size_t size() const { return named_children().size(); }
+  bool contains(const std::string& key) const;
+  std::vector<std::string> keys() const;
+  // The module under `key`; a ValueError naming the key when absent.
+  std::shared_ptr<Module> operator[](const std::string& key) const;
+  template <class T>
+  std::shared_ptr<typename detail::impl_of<T>::type> ptr(const std::string& key) const {
+    return detail::module_cast<T>((*this)[key], "ModuleDict::ptr<" + detail::module_type_name(
+        typeid(typename detail::impl_of<T>::type)) + ">: module \"" + key + "\"");
+  }
+  Tensor forward(const Tensor& x) override;  // throws: a ModuleDict is not called
+
+ private:
+  void insert_ptr(const std::string& key, std::shared_ptr<Module> module);
+};
+TG_MODULE(ModuleDict);
 
 }  // namespace tg::nn

@@ -1,6 +1,9 @@
 #include "module.hpp"
 
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <iomanip>
 #include <map>
 #include <ostream>
@@ -31,11 +34,48 @@ Module::~Module() {
     if (child->parent_ == this) child->parent_ = nullptr;
 }
 
+namespace detail {
+
+std::string module_type_name(const std::type_info& type) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled ? demangled : type.name();
+  std::free(demangled);
+  // The part after the last "::" outside template arguments and parameter
+  // lists: "tg::nn::LinearImpl" -> "LinearImpl", "f()::Local" -> "Local".
+  std::size_t start = 0;
+  int depth = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (c == '<' || c == '(') ++depth;
+    if (c == '>' || c == ')') --depth;
+    if (depth == 0 && c == ':' && i + 1 < name.size() && name[i + 1] == ':') start = i + 2;
+  }
+  name = name.substr(start);
+  const std::string suffix = "Impl";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    name.resize(name.size() - suffix.size());
+  return name;
+}
+
+void note_call(const Module* module, const Tensor& output) {
+  if (summary_calls && output.defined()) summary_calls->push_back({module, output.shape()});
+}
+
+}  // namespace detail
+
 Tensor Module::operator()(const Tensor& x) {
   Tensor y = forward(x);
-  if (summary_calls) summary_calls->push_back({this, y.shape()});
+  detail::note_call(this, y);
   return y;
 }
+
+Tensor Module::forward(const Tensor&) {
+  throw ValueError(type_name() + " takes other inputs: its forward is not forward(const Tensor&), so it cannot be "
+                   "called with one tensor (nor placed in a Sequential); call it with its own arguments");
+}
+
+std::string Module::type_name() const { return detail::module_type_name(typeid(*this)); }
 
 // ---- registration ----------------------------------------------------------
 
@@ -136,6 +176,39 @@ Tensor& Module::find(const std::string& dotted_name) {
       if (name == head) return child->find(dotted_name.substr(dot + 1));
   }
   throw ValueError(type_name() + ": no parameter or buffer named \"" + dotted_name + "\"");
+}
+
+auto Module::named_modules() -> Named<Module*> {
+  Named<Module*> out;
+  std::vector<std::pair<std::string, Module*>> stack{{"", this}};  // depth first, parents first
+  while (!stack.empty()) {
+    auto [where, m] = stack.back();
+    stack.pop_back();
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second == m; });
+    if (seen) continue;
+    out.emplace_back(where, m);
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      stack.emplace_back(join(where, it->first), it->second.get());
+  }
+  return out;
+}
+
+std::vector<Module*> Module::modules() {
+  std::vector<Module*> out;
+  for (auto& named : named_modules()) out.push_back(named.second);
+  return out;
+}
+
+void Module::apply(const std::function<void(Module&)>& fn) {
+  std::vector<const Module*> seen;
+  apply_once(fn, seen);
+}
+
+void Module::apply_once(const std::function<void(Module&)>& fn, std::vector<const Module*>& seen) {
+  if (std::find(seen.begin(), seen.end(), this) != seen.end()) return;
+  seen.push_back(this);
+  for (auto& [name, child] : children_) child->apply_once(fn, seen);
+  fn(*this);
 }
 
 // ---- dtype -----------------------------------------------------------------------

@@ -188,22 +188,22 @@ TEST_CASE("fans and torch_default agree with what Linear and Conv2d construct") 
   SUBCASE("Linear") {
     tg::Generator g1(11), g2(11);
     tg::nn::Linear lin(30, 20, g1);
-    CHECK(init::fans(lin.weight.shape()).first == 30);
+    CHECK(init::fans(lin->weight.shape()).first == 30);
     auto w = init::torch_default(tg::zeros({20, 30}), 30, g2);
     auto b = init::torch_default(tg::zeros({20}), 30, g2);
-    CHECK(w.to_xarray<float>() == lin.weight.to_xarray<float>());
-    CHECK(b.to_xarray<float>() == lin.bias.to_xarray<float>());
+    CHECK(w.to_xarray<float>() == lin->weight.to_xarray<float>());
+    CHECK(b.to_xarray<float>() == lin->bias.to_xarray<float>());
   }
   SUBCASE("grouped Conv2d") {
     tg::Generator g1(12), g2(12);
-    tg::nn::Conv2d conv(4, 6, 3, g1, 1, 0, 1, /*groups=*/2);
-    REQUIRE(conv.weight.shape() == Shape{6, 2, 3, 3});
-    const std::size_t fan_in = init::fans(conv.weight.shape()).first;
+    tg::nn::Conv2d conv(tg::nn::Conv2dOptions(4, 6, 3).groups(2), g1);
+    REQUIRE(conv->weight.shape() == Shape{6, 2, 3, 3});
+    const std::size_t fan_in = init::fans(conv->weight.shape()).first;
     CHECK(fan_in == 2 * 3 * 3);
     auto w = init::torch_default(tg::zeros({6, 2, 3, 3}), fan_in, g2);
     auto b = init::torch_default(tg::zeros({6}), fan_in, g2);
-    CHECK(w.to_xarray<float>() == conv.weight.to_xarray<float>());
-    CHECK(b.to_xarray<float>() == conv.bias.to_xarray<float>());
+    CHECK(w.to_xarray<float>() == conv->weight.to_xarray<float>());
+    CHECK(b.to_xarray<float>() == conv->bias.to_xarray<float>());
   }
 }
 
@@ -260,11 +260,11 @@ TEST_CASE("initializing a tensor that a recorded op saved makes that op's backwa
 TEST_CASE("initializing a module's parameter changes the module") {
   tg::Generator gen(5);
   tg::nn::Linear lin(6, 4, gen);
-  init::zeros(lin.bias);
-  init::identity(lin.find("weight"), 3.0);
+  init::zeros(lin->bias);
+  init::identity(lin->find("weight"), 3.0);
   tg::Tensor y = lin(tg::Tensor(xt::xarray<float>{{1, 2, 3, 4, 5, 6}}));
   CHECK(y.to_xarray<float>() == xt::xarray<float>{{3, 6, 9, 12}});
-  CHECK(lin.parameters()[0].requires_grad());
+  CHECK(lin->parameters()[0].requires_grad());
 }
 
 // ---- plain distributions -----------------------------------------------------------

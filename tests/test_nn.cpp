@@ -17,15 +17,13 @@ namespace {
 
 // A user-defined module: a small conv feature extractor and a head.
 struct SmallNet : nn::Module {
-  std::shared_ptr<nn::Sequential> features;
-  std::shared_ptr<nn::Linear> head;
+  nn::Sequential features;
+  nn::Linear head;
   explicit SmallNet(tg::Generator& gen)
-      : features(register_module("features", std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{
-                                                 std::make_shared<nn::Conv2d>(1, 4, 3, gen, 1, 1),
-                                                 std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2)}))),
-        head(register_module("head", std::make_shared<nn::Linear>(4 * 3 * 3, 5, gen))) {}
-  tg::Tensor forward(const tg::Tensor& x) override { return (*head)(tg::flatten((*features)(x))); }
-  std::string type_name() const override { return "SmallNet"; }
+      : features(register_module("features", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 4, 3).padding(1), gen),
+                                                             nn::ReLU(), nn::MaxPool2d(2)))),
+        head(register_module("head", nn::Linear(4 * 3 * 3, 5, gen))) {}
+  tg::Tensor forward(const tg::Tensor& x) override { return head(tg::flatten(features(x))); }
 };
 
 std::vector<std::string> names(const std::vector<std::pair<std::string, tg::Tensor>>& named) {
@@ -67,39 +65,39 @@ TEST_CASE("default initialization is PyTorch's: uniform in ±1/sqrt(fan_in)") {
   tg::Generator gen(2);
   nn::Conv2d conv(8, 16, 5, gen);
   const double bound = 1.0 / std::sqrt(8.0 * 25.0);
-  const xt::xarray<float> w = conv.weight.to_xarray<float>();
+  const xt::xarray<float> w = conv->weight.to_xarray<float>();
   CHECK(xt::amax(xt::abs(w))() <= bound);
   CHECK(xt::amax(xt::abs(w))() > 0.9 * bound);
   const double variance = xt::variance(w)();
   CHECK(variance == doctest::Approx(bound * bound / 3).epsilon(0.1));
-  nn::Linear lin(100, 10, gen, /*bias=*/false);
-  CHECK_FALSE(lin.bias.defined());
-  CHECK(names(lin.named_parameters()) == std::vector<std::string>{"weight"});
+  nn::Linear lin(nn::LinearOptions(100, 10).bias(false), gen);
+  CHECK_FALSE(lin->bias.defined());
+  CHECK(names(lin->named_parameters()) == std::vector<std::string>{"weight"});
   tg::Generator g1(9), g2(9);
-  CHECK(nn::Linear(3, 2, g1).weight.to_xarray<float>() == nn::Linear(3, 2, g2).weight.to_xarray<float>());
+  CHECK(nn::Linear(3, 2, g1)->weight.to_xarray<float>() == nn::Linear(3, 2, g2)->weight.to_xarray<float>());
 }
 
 TEST_CASE("Linear and Conv2d compute their functional ops with their parameters") {
   tg::Generator gen(3);
   nn::Linear lin(4, 3, gen);
   const tg::Tensor x = tg::randn({2, 4}, gen);
-  CHECK(xt::allclose(lin(x).value<float>(), tg::linear(x, lin.weight, lin.bias).value<float>()));
-  nn::Conv2d conv(2, 3, {3, 2}, gen, 2, 1, 1, 1);
+  CHECK(xt::allclose(lin(x).value<float>(), tg::linear(x, lin->weight, lin->bias).value<float>()));
+  nn::Conv2d conv(nn::Conv2dOptions(2, 3, {3, 2}).stride(2).padding(1), gen);
   const tg::Tensor img = tg::randn({1, 2, 6, 5}, gen);
-  CHECK(xt::allclose(conv(img).value<float>(), tg::conv2d(img, conv.weight, conv.bias, 2, 1).value<float>()));
+  CHECK(xt::allclose(conv(img).value<float>(), tg::conv2d(img, conv->weight, conv->bias, 2, 1).value<float>()));
 }
 
 TEST_CASE("train and eval reach every submodule; Dropout is the identity in eval") {
   tg::Generator gen(4);
-  auto drop = std::make_shared<nn::Dropout>(0.5, gen);
-  nn::Sequential seq{std::make_shared<nn::Linear>(10, 10, gen), drop};
+  nn::Dropout drop(0.5, gen);
+  nn::Sequential seq(nn::Linear(10, 10, gen), drop);
   CHECK(drop->is_training());
-  seq.eval();
+  seq->eval();
   CHECK_FALSE(drop->is_training());
   const tg::Tensor x = tg::ones({1000});
-  CHECK((*drop)(x).to_xarray<float>() == x.to_xarray<float>());
-  seq.train();
-  const tg::Tensor dropped = (*drop)(x);
+  CHECK(drop(x).to_xarray<float>() == x.to_xarray<float>());
+  seq->train();
+  const tg::Tensor dropped = drop(x);
   CHECK(dropped.dtype() == tg::kFloat32);  // the mask follows the input's dtype
   const auto y = dropped.to_xarray<float>();
   std::size_t zeros = 0;
@@ -116,16 +114,16 @@ TEST_CASE("train and eval reach every submodule; Dropout is the identity in eval
 
 TEST_CASE("BatchNorm2d: batch statistics in training, running statistics in eval") {
   tg::Generator gen(6);
-  nn::BatchNorm2d bn(3, 1e-5, 0.1);
-  CHECK(bn.num_batches_tracked.dtype() == tg::kInt64);  // as PyTorch's
-  CHECK(bn.num_batches_tracked.shape() == Shape{});
-  CHECK(&bn.to(tg::kFloat64) == &bn);  // computed in double below, compared to double references
-  CHECK(bn.running_mean.dtype() == tg::kFloat64);
-  CHECK(bn.num_batches_tracked.dtype() == tg::kInt64);  // integer buffers are not converted
+  nn::BatchNorm2d bn(nn::BatchNorm2dOptions(3).eps(1e-5).momentum(0.1));
+  CHECK(bn->num_batches_tracked.dtype() == tg::kInt64);  // as PyTorch's
+  CHECK(bn->num_batches_tracked.shape() == Shape{});
+  CHECK(&bn->to(tg::kFloat64) == bn.get());  // computed in double below, compared to double references
+  CHECK(bn->running_mean.dtype() == tg::kFloat64);
+  CHECK(bn->num_batches_tracked.dtype() == tg::kInt64);  // integer buffers are not converted
   {
     tg::NoGradGuard no_grad;
-    bn.weight.copy_(tg::tensor({1.0, 2.0, 0.5}));
-    bn.bias.copy_(tg::tensor({0.0, 1.0, -1.0}));
+    bn->weight.copy_(tg::tensor({1.0, 2.0, 0.5}));
+    bn->bias.copy_(tg::tensor({0.0, 1.0, -1.0}));
   }
   const tg::Tensor x = tg::randn({4, 3, 2, 5}, gen, 3.0, 2.0, tg::kFloat64);
   const auto xv = x.value<double>();
@@ -145,42 +143,41 @@ TEST_CASE("BatchNorm2d: batch statistics in training, running statistics in eval
     for (std::size_t i = 0; i < 4; ++i)
       for (std::size_t h = 0; h < 2; ++h)
         for (std::size_t w = 0; w < 5; ++w) {
-          const double want = bn.weight.value<double>()(c) * (xv(i, c, h, w) - mean) / std::sqrt(var + 1e-5) + bn.bias.value<double>()(c);
+          const double want = bn->weight.value<double>()(c) * (xv(i, c, h, w) - mean) / std::sqrt(var + 1e-5) + bn->bias.value<double>()(c);
           CHECK(y(i, c, h, w) == doctest::Approx(want));
         }
     // running statistics: (1 - m)·initial + m·batch, the variance unbiased
-    CHECK(bn.running_mean.value<double>()(c) == doctest::Approx(0.1 * mean));
-    CHECK(bn.running_var.value<double>()(c) == doctest::Approx(0.9 + 0.1 * var * n / (n - 1)));
+    CHECK(bn->running_mean.value<double>()(c) == doctest::Approx(0.1 * mean));
+    CHECK(bn->running_var.value<double>()(c) == doctest::Approx(0.9 + 0.1 * var * n / (n - 1)));
   }
-  CHECK(bn.num_batches_tracked.item() == 1.0);
-  CHECK(names(bn.named_buffers()) == std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"});
+  CHECK(bn->num_batches_tracked.item() == 1.0);
+  CHECK(names(bn->named_buffers()) == std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"});
 
-  bn.eval();
+  bn->eval();
   const auto z = bn(x).to_xarray<double>();
-  const double rm = bn.running_mean.value<double>()(1), rv = bn.running_var.value<double>()(1);
+  const double rm = bn->running_mean.value<double>()(1), rv = bn->running_var.value<double>()(1);
   CHECK(z(0, 1, 0, 0) == doctest::Approx(2.0 * (xv(0, 1, 0, 0) - rm) / std::sqrt(rv + 1e-5) + 1.0));
-  CHECK(bn.running_mean.value<double>()(1) == rm);  // eval does not update
-  CHECK(bn.num_batches_tracked.item() == 1.0);
+  CHECK(bn->running_mean.value<double>()(1) == rm);  // eval does not update
+  CHECK(bn->num_batches_tracked.item() == 1.0);
   CHECK_THROWS_WITH_AS(bn(tg::zeros({1, 2, 3, 3}, tg::kFloat64)), doctest::Contains("BatchNorm2d: expected input of shape (N, 3, H, W)"),
                        tg::ShapeError);
 }
 
 TEST_CASE("gradcheck of a Sequential with conv, batchnorm, pool and linear, converted to double") {
   tg::Generator gen(7);
-  nn::Sequential net{std::make_shared<nn::Conv2d>(2, 3, 3, gen, 1, 1), std::make_shared<nn::BatchNorm2d>(3),
-                     std::make_shared<nn::Tanh>(), std::make_shared<nn::MaxPool2d>(2),
-                     std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(3 * 2 * 2, 2, gen)};
-  net.to(tg::kFloat64);
+  nn::Sequential net(nn::Conv2d(nn::Conv2dOptions(2, 3, 3).padding(1), gen), nn::BatchNorm2d(3), nn::Tanh(),
+                     nn::MaxPool2d(2), nn::Flatten(), nn::Linear(3 * 2 * 2, 2, gen));
+  net->to(tg::kFloat64);
   const tg::Tensor x = tg::randn({2, 2, 4, 4}, gen, 0.0, 1.0, tg::kFloat64).requires_grad_();
   // The parameters are inputs: gradcheck perturbs them in place, which the
   // module sees through its handles.
   std::vector<tg::Tensor> inputs{x};
-  for (const auto& p : net.parameters()) inputs.push_back(p);
+  for (const auto& p : net->parameters()) inputs.push_back(p);
   auto f = [&](const std::vector<tg::Tensor>& in) { return net(in[0]); };
   const auto report = tg::gradcheck(f, inputs);
   INFO(report.message);
   CHECK(report.passed);
-  net.eval();
+  net->eval();
   CHECK(tg::gradcheck(f, inputs).passed);
 }
 
@@ -272,7 +269,6 @@ TEST_CASE("summary of a module that calls an unregistered submodule names the pr
   struct Hidden : nn::Module {
     explicit Hidden(tg::Generator& g) : inner(2, 2, g) {}
     tg::Tensor forward(const tg::Tensor& x) override { return inner(x); }
-    std::string type_name() const override { return "Hidden"; }
     nn::Linear inner;  // a member, never passed to register_module
   };
   Hidden net(gen);
@@ -284,14 +280,14 @@ TEST_CASE("registration and construction errors") {
   tg::Generator gen(11);
   struct Twice : nn::Module {
     explicit Twice(tg::Generator& g) {
-      register_module("a", std::make_shared<nn::Linear>(2, 2, g));
-      register_module("a", std::make_shared<nn::Linear>(2, 2, g));
+      register_module("a", std::make_shared<nn::LinearImpl>(2, 2, g));
+      register_module("a", nn::Linear(2, 2, g));
     }
     tg::Tensor forward(const tg::Tensor& x) override { return x; }
     std::string type_name() const override { return "Twice"; }
   };
   CHECK_THROWS_WITH_AS(Twice{gen}, doctest::Contains("\"a\" is already registered"), tg::ValueError);
-  CHECK_THROWS_WITH_AS(nn::Conv2d(3, 4, 3, gen, 1, 0, 1, 2), doctest::Contains("Conv2d: in_channels=3"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(3, 4, 3).groups(2), gen), doctest::Contains("Conv2d: in_channels=3"), tg::ValueError);
   CHECK_THROWS_WITH_AS(nn::Dropout(1.0, gen), doctest::Contains("Dropout: p must be in [0, 1)"), tg::ValueError);
   CHECK_THROWS_WITH_AS(nn::Linear(0, 3, gen), doctest::Contains("Linear: features must be positive"), tg::ValueError);
 }
@@ -299,9 +295,9 @@ TEST_CASE("registration and construction errors") {
 TEST_CASE("a model trained a few steps, saved and loaded into a fresh model gives identical outputs") {
   tg::Generator gen(12);
   SmallNet trained(gen);
-  auto bn = std::make_shared<nn::BatchNorm2d>(1);  // buffers travel too
-  nn::Sequential model{bn, std::make_shared<SmallNet>(gen)};
-  tg::optim::Adam adam(model.parameters(), 1e-2);
+  nn::BatchNorm2d bn(1);  // buffers travel too
+  nn::Sequential model(bn, std::make_shared<SmallNet>(gen));
+  tg::optim::Adam adam(model->parameters(), 1e-2);
   const tg::Tensor x = tg::randn({8, 1, 6, 6}, gen);
   const std::vector<std::int64_t> y{0, 1, 2, 3, 4, 0, 1, 2};
   for (int step = 0; step < 5; ++step) {
@@ -311,26 +307,26 @@ TEST_CASE("a model trained a few steps, saved and loaded into a fresh model give
     adam.step();
   }
   const auto path = std::filesystem::temp_directory_path() / "tapegrad_test_nn_model.safetensors";
-  tg::nn::save(model, path.string());
+  tg::nn::save(*model, path.string());
 
   tg::Generator other(99);  // a fresh model with different initial weights
-  nn::Sequential fresh{std::make_shared<nn::BatchNorm2d>(1), std::make_shared<SmallNet>(other)};
-  model.eval();
-  fresh.eval();
+  nn::Sequential fresh(nn::BatchNorm2d(1), std::make_shared<SmallNet>(other));
+  model->eval();
+  fresh->eval();
   CHECK(model(x).to_xarray<float>() != fresh(x).to_xarray<float>());
-  tg::nn::load(fresh, path.string());
+  tg::nn::load(*fresh, path.string());
   CHECK(model(x).to_xarray<float>() == fresh(x).to_xarray<float>());
-  CHECK(fresh.find("0.running_mean").to_xarray<float>() == bn->running_mean.to_xarray<float>());
-  CHECK(fresh.find("0.num_batches_tracked").item() == 5.0);
+  CHECK(fresh->find("0.running_mean").to_xarray<float>() == bn->running_mean.to_xarray<float>());
+  CHECK(fresh->find("0.num_batches_tracked").item() == 5.0);
   std::filesystem::remove(path);
 }
 
 TEST_CASE("parameters carry their dotted names, which the tape shows") {
   tg::Generator gen(13);
   SUBCASE("a Sequential's layers: 0.weight") {
-    nn::Sequential seq{std::make_shared<nn::Conv2d>(1, 2, 3, gen), std::make_shared<nn::ReLU>()};
-    CHECK(seq.find("0.weight").name() == "0.weight");
-    CHECK(seq.find("0.bias").name() == "0.bias");
+    nn::Sequential seq(nn::Conv2d(1, 2, 3, gen), nn::ReLU());
+    CHECK(seq->find("0.weight").name() == "0.weight");
+    CHECK(seq->find("0.bias").name() == "0.bias");
     tg::tape().clear();
     const tg::Tensor y = seq(tg::randn({1, 1, 5, 5}, gen));
     std::ostringstream os;
@@ -350,21 +346,20 @@ TEST_CASE("parameters carry their dotted names, which the tape shows") {
     CHECK(os.str().find("head.weight(5, 36)") != std::string::npos);
   }
   SUBCASE("a module adopted later gets the new prefix, buffers too") {
-    auto bn = std::make_shared<nn::BatchNorm2d>(1);
-    nn::Sequential model{bn, std::make_shared<SmallNet>(gen)};
-    CHECK(model.find("1.features.0.weight").name() == "1.features.0.weight");
-    CHECK(model.find("1.head.bias").name() == "1.head.bias");
+    nn::BatchNorm2d bn(1);
+    nn::Sequential model(bn, std::make_shared<SmallNet>(gen));
+    CHECK(model->find("1.features.0.weight").name() == "1.features.0.weight");
+    CHECK(model->find("1.head.bias").name() == "1.head.bias");
     CHECK(bn->running_mean.name() == "0.running_mean");
     CHECK(bn->num_batches_tracked.name() == "0.num_batches_tracked");
   }
   SUBCASE("a layer added to a container that is already registered gets the full path") {
     struct Late : nn::Module {
-      std::shared_ptr<nn::Sequential> body;
-      explicit Late(tg::Generator& g) : body(register_module("body", std::make_shared<nn::Sequential>())) {
-        body->push_back(std::make_shared<nn::Linear>(2, 3, g));  // after "body" was registered
+      nn::Sequential body;
+      explicit Late(tg::Generator& g) : body(register_module("body", nn::Sequential())) {
+        body->push_back(nn::Linear(2, 3, g));  // after "body" was registered
       }
-      tg::Tensor forward(const tg::Tensor& x) override { return (*body)(x); }
-      std::string type_name() const override { return "Late"; }
+      tg::Tensor forward(const tg::Tensor& x) override { return body(x); }
     };
     Late late(gen);
     CHECK(late.find("body.0.weight").name() == "body.0.weight");
@@ -374,8 +369,8 @@ TEST_CASE("parameters carry their dotted names, which the tape shows") {
 
 TEST_CASE("a Sequential that would contain itself is refused, naming the module") {
   tg::Generator gen(14);
-  auto seq = std::make_shared<nn::Sequential>();
-  seq->push_back(std::make_shared<nn::Linear>(2, 2, gen));
+  nn::Sequential seq;
+  seq->push_back(nn::Linear(2, 2, gen));
   CHECK_THROWS_WITH_AS(seq->push_back(seq), doctest::Contains("cannot add \"1\" (Sequential) to this Sequential"),
                        tg::ValueError);
   CHECK_THROWS_WITH_AS(seq->push_back(seq), doctest::Contains("a module cannot contain itself"), tg::ValueError);
@@ -383,32 +378,34 @@ TEST_CASE("a Sequential that would contain itself is refused, naming the module"
   CHECK(seq->named_children().size() == 1);
 
   // Through children: outer -> middle -> seq; seq adopting outer would close the loop.
-  auto middle = std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{seq});
-  auto outer = std::make_shared<nn::Sequential>(std::initializer_list<nn::Sequential::Item>{middle});
+  // (Not nn::Sequential middle(seq): from one holder of its own type, a holder is a copy sharing the module.)
+  nn::Sequential middle, outer;
+  middle->push_back(seq);
+  outer->push_back(middle);
   CHECK_THROWS_WITH_AS(seq->push_back(outer), doctest::Contains("it contains this Sequential"), tg::ValueError);
   CHECK_THROWS_AS(middle->push_back(outer), tg::ValueError);
   CHECK(seq->size() == 1);
   CHECK(middle->size() == 1);
   // The tree is still a tree: its walks end.
   CHECK(outer->parameters().size() == 2);
-  CHECK((*outer)(tg::ones({1, 2})).shape() == Shape{1, 2});
+  CHECK(outer(tg::ones({1, 2})).shape() == Shape{1, 2});
   // Sharing a module (not a cycle) is allowed.
   CHECK_NOTHROW(outer->push_back(seq));
 }
 
 TEST_CASE("to(dtype) converts parameters and floating buffers in place, for every handle") {
   tg::Generator gen(15);
-  auto bn = std::make_shared<nn::BatchNorm2d>(4);
+  nn::BatchNorm2d bn(4);
   SmallNet net(gen);
-  nn::Sequential model{std::make_shared<nn::Conv2d>(1, 4, 3, gen, 1, 1), bn};
-  const tg::Tensor weight = model.find("0.weight");  // a handle taken before the conversion
+  nn::Sequential model(nn::Conv2d(nn::Conv2dOptions(1, 4, 3).padding(1), gen), bn);
+  const tg::Tensor weight = model->find("0.weight");  // a handle taken before the conversion
   const xt::xarray<float> before = weight.to_xarray<float>();
-  model.freeze("1");
+  model->freeze("1");
   tg::sum(model(tg::randn({2, 1, 4, 4}, gen))).backward();
   REQUIRE(weight.grad().defined());
 
-  CHECK(&model.to(tg::kFloat64) == &model);
-  for (const auto& named : model.named_parameters()) {  // not [name, p]: INFO captures name in a lambda
+  CHECK(&model->to(tg::kFloat64) == model.get());
+  for (const auto& named : model->named_parameters()) {  // not [name, p]: INFO captures name in a lambda
     const std::string& name = named.first;
     const tg::Tensor& p = named.second;
     CAPTURE(name);
@@ -418,7 +415,7 @@ TEST_CASE("to(dtype) converts parameters and floating buffers in place, for ever
     CHECK(p.requires_grad() == (name.rfind("1.", 0) != 0));  // the frozen stay frozen
   }
   CHECK(weight.dtype() == tg::kFloat64);  // the same tensor: every handle sees the new value
-  CHECK(weight.same(model.find("0.weight")));
+  CHECK(weight.same(model->find("0.weight")));
   CHECK(xt::xarray<float>(weight.to_xarray<double>()) == before);  // float32 -> float64 is exact
   CHECK_FALSE(weight.grad().defined());  // a float32 gradient no longer fits
   CHECK(bn->running_var.dtype() == tg::kFloat64);
@@ -426,24 +423,23 @@ TEST_CASE("to(dtype) converts parameters and floating buffers in place, for ever
   CHECK(bn->num_batches_tracked.item() == 1.0);
   const tg::Tensor y = model(tg::randn({2, 1, 4, 4}, gen, 0.0, 1.0, tg::kFloat64));
   CHECK(y.dtype() == tg::kFloat64);
-  CHECK(model.summary({2, 1, 4, 4}).find("(2, 4, 4, 4)") != std::string::npos);  // a double input
+  CHECK(model->summary({2, 1, 4, 4}).find("(2, 4, 4, 4)") != std::string::npos);  // a double input
 
-  model.to(tg::kFloat32);
+  model->to(tg::kFloat32);
   CHECK(weight.dtype() == tg::kFloat32);
   CHECK(weight.to_xarray<float>() == before);
-  CHECK_THROWS_WITH_AS(model.to(tg::kInt64), doctest::Contains("Sequential.to: a module converts to float32 or float64"),
+  CHECK_THROWS_WITH_AS(model->to(tg::kInt64), doctest::Contains("Sequential.to: a module converts to float32 or float64"),
                        tg::DtypeError);
   CHECK(net.to(tg::kFloat32).num_parameters() == 225);  // already float32: nothing to do
 }
 
 TEST_CASE("a float32 conv net converted with to(kFloat64) passes gradcheck on its parameters") {
   tg::Generator gen(16);
-  auto conv = std::make_shared<nn::Conv2d>(2, 3, 3, gen, 1, 1);
-  auto fc = std::make_shared<nn::Linear>(3 * 2 * 2, 2, gen);
-  nn::Sequential net{conv, std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
-                     std::make_shared<nn::Flatten>(), fc};
+  nn::Conv2d conv(nn::Conv2dOptions(2, 3, 3).padding(1), gen);
+  nn::Linear fc(3 * 2 * 2, 2, gen);
+  nn::Sequential net(conv, nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), fc);
   REQUIRE(conv->weight.dtype() == tg::kFloat32);
-  net.to(tg::kFloat64);
+  net->to(tg::kFloat64);
   REQUIRE(conv->weight.dtype() == tg::kFloat64);
   REQUIRE(fc->bias.dtype() == tg::kFloat64);
 
@@ -451,16 +447,16 @@ TEST_CASE("a float32 conv net converted with to(kFloat64) passes gradcheck on it
   // place, and the net reads them through its own handles, so the lambda
   // ignores its argument. The data is a constant double input.
   const tg::Tensor x = tg::randn({2, 2, 4, 4}, gen, 0.0, 1.0, tg::kFloat64);
-  const std::vector<tg::Tensor> params = net.parameters();
+  const std::vector<tg::Tensor> params = net->parameters();
   REQUIRE(params.size() == 4);
   auto f = [&](const std::vector<tg::Tensor>&) { return net(x); };
   CHECK(f(params).dtype() == tg::kFloat64);
   const tg::GradcheckReport report = tg::gradcheck(f, params);
   INFO(report.message);
   CHECK(report.passed);
-  CHECK(report.checked == net.num_parameters());
+  CHECK(report.checked == net->num_parameters());
 
   // Unconverted, the float32 parameters are refused: finite differences need float64.
-  net.to(tg::kFloat32);
-  CHECK_THROWS_AS(tg::gradcheck(f, net.parameters()), tg::DtypeError);
+  net->to(tg::kFloat32);
+  CHECK_THROWS_AS(tg::gradcheck(f, net->parameters()), tg::DtypeError);
 }

@@ -677,10 +677,10 @@ TEST_CASE("load converts values to the module's dtypes, as torch's load_state_di
 namespace {
 
 // A BatchNorm2d that has seen `batches` training batches.
-std::shared_ptr<nn::BatchNorm2d> trained_batch_norm(tg::Generator& gen, int batches, tg::Dtype dtype = tg::kFloat32) {
-  auto bn = std::make_shared<nn::BatchNorm2d>(3);
+nn::BatchNorm2d trained_batch_norm(tg::Generator& gen, int batches, tg::Dtype dtype = tg::kFloat32) {
+  nn::BatchNorm2d bn(3);
   bn->to(dtype);
-  for (int i = 0; i < batches; ++i) (*bn)(tg::randn({4, 3, 2, 2}, gen, 0.0, 1.0, dtype));
+  for (int i = 0; i < batches; ++i) bn(tg::randn({4, 3, 2, 2}, gen, 0.0, 1.0, dtype));
   {
     tg::NoGradGuard no_grad;  // parameters off their defaults too
     bn->weight.copy_(tg::randn({3}, gen));
@@ -706,7 +706,7 @@ TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, a
   CHECK(file.at("running_mean").dtype == "F32");
   CHECK(same_bits(file.get("num_batches_tracked"), xt::xarray<std::int64_t>(std::int64_t{3})));
 
-  auto target = std::make_shared<nn::BatchNorm2d>(3);
+  nn::BatchNorm2d target(3);
   nn::load(*target, path);
   for (const auto& named : state_of(*target)) {  // not [name, tensor]: INFO captures name in a lambda
     const std::string& name = named.first;
@@ -774,15 +774,15 @@ TEST_CASE("a float64 BatchNorm2d saves F64 (and I64) and loads F64 exactly") {
     CHECK(t.dtype == (t.name == "num_batches_tracked" ? "I64" : "F64"));
   }
   nn::BatchNorm2d target(3);
-  target.to(tg::kFloat64);
-  nn::load(target, path);
-  for (const auto& named : state_of(target)) {  // not [name, tensor]: INFO captures name in a lambda
+  target->to(tg::kFloat64);
+  nn::load(*target, path);
+  for (const auto& named : state_of(*target)) {  // not [name, tensor]: INFO captures name in a lambda
     const std::string& name = named.first;
     const tg::Tensor& tensor = named.second;
     INFO(name);
     CHECK(same_bits(tensor, source->find(name)));
   }
-  CHECK(target.num_batches_tracked.item<std::int64_t>() == 2);
+  CHECK(target->num_batches_tracked.item<std::int64_t>() == 2);
 }
 
 TEST_CASE("a bool tensor in a module takes only 0 and 1") {

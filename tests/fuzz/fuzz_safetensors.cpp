@@ -17,11 +17,10 @@ namespace {
 
 // "0.weight" (3, 2), "0.bias" (3), "1.weight", "1.bias", "1.running_mean",
 // "1.running_var" (3) and "1.num_batches_tracked" (int64, shape ()).
-tg::nn::Sequential& module() {
+tg::nn::SequentialImpl& module() {
   static tg::Generator gen(1);
-  static tg::nn::Sequential net{std::make_shared<tg::nn::Linear>(2, 3, gen),
-                                std::make_shared<tg::nn::BatchNorm2d>(3)};
-  return net;
+  static tg::nn::Sequential net(tg::nn::Linear(2, 3, gen), tg::nn::BatchNorm2d(3));
+  return *net;
 }
 
 }  // namespace
