@@ -151,7 +151,10 @@ auto Module::named_parameters(bool recurse) const -> Named<Tensor> {
 
 std::vector<Tensor> Module::parameters(bool recurse) const {
   std::vector<Tensor> out;
-  for (auto& named : named_parameters(recurse)) out.push_back(named.second);
+  for (auto& named : named_parameters(recurse)) {
+    const Tensor& t = named.second;
+    if (std::none_of(out.begin(), out.end(), [&](const Tensor& seen) { return seen.same(t); })) out.push_back(t);
+  }
   return out;
 }
 
@@ -164,12 +167,22 @@ auto Module::named_buffers(bool recurse) const -> Named<Tensor> {
   return out;
 }
 
-Tensor& Module::find(const std::string& dotted_name) {
+TensorRef& TensorRef::operator=(const Tensor& value) {
+  TG_CHECK(value.defined(), ValueError, "find(\"" << name() << "\") = value: the value is an undefined tensor");
+  TG_CHECK(value.shape() == shape(), ShapeError,
+           "find(\"" << name() << "\") = value: the value has shape " << shape_str(value.shape())
+                      << ", the tensor " << shape_str(shape()));
+  NoGradGuard no_grad;
+  copy_(value.detach().to(dtype()));
+  return *this;
+}
+
+TensorRef Module::find(const std::string& dotted_name) {
   const auto dot = dotted_name.find('.');
   if (dot == std::string::npos) {
     for (auto& list : {&parameters_, &buffers_})
       for (auto& [name, t] : *list)
-        if (name == dotted_name) return *t;
+        if (name == dotted_name) return TensorRef(*t);
   } else {
     const std::string head = dotted_name.substr(0, dot);
     for (auto& [name, child] : children_)
@@ -182,9 +195,10 @@ auto Module::named_modules() -> Named<Module*> {
   Named<Module*> out;
   std::vector<std::pair<std::string, Module*>> stack{{"", this}};  // depth first, parents first
   while (!stack.empty()) {
-    auto [where, m] = stack.back();
+    const auto [where, m] = stack.back();
     stack.pop_back();
-    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second == m; });
+    const Module* const module = m;  // a plain variable: lambdas may not capture a structured binding in C++17
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.second == module; });
     if (seen) continue;
     out.emplace_back(where, m);
     for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
@@ -251,14 +265,14 @@ void Module::set_requires_grad(const std::string& name, bool on) {
 
 std::size_t Module::num_parameters() const {
   std::size_t n = 0;
-  for (const auto& named : named_parameters()) n += named.second.numel();
+  for (const auto& p : parameters()) n += p.numel();
   return n;
 }
 
 std::size_t Module::num_trainable_parameters() const {
   std::size_t n = 0;
-  for (const auto& named : named_parameters())
-    if (named.second.requires_grad()) n += named.second.numel();
+  for (const auto& p : parameters())
+    if (p.requires_grad()) n += p.numel();
   return n;
 }
 
@@ -280,15 +294,48 @@ std::string Module::summary(const Shape& input_shape) {
   Dtype dtype = kFloat32;
   const auto params = parameters();
   if (!params.empty()) dtype = params.front().dtype();
-  std::vector<CallRecord> calls;
-  {
+  // Without side effects: eval mode (BatchNorm keeps its running statistics,
+  // dropout draws nothing), every module's own flag restored afterwards.
+  struct RestoreTraining {
+    std::vector<std::pair<Module*, bool>> flags;
+    ~RestoreTraining() {
+      for (auto& [m, on] : flags) m->training_ = on;
+    }
+  } restore;
+  for (Module* m : this->modules()) restore.flags.emplace_back(m, m->training_);
+  train(false);
+  auto run = [&](const Shape& shape) {
+    std::vector<CallRecord> calls;
     NoGradGuard no_grad;
     struct Swap {  // summaries may nest: restore the outer one's list
       std::vector<CallRecord>* outer = summary_calls;
       ~Swap() { summary_calls = outer; }
     } swap;
     summary_calls = &calls;
-    (*this)(zeros(input_shape, dtype));
+    (*this)(zeros(shape, dtype));
+    return calls;
+  };
+  // Not at the caller's batch size: on batches of 1 and 2, and the sizes that
+  // grow with the batch extrapolated to it (they are linear in it).
+  std::vector<CallRecord> calls;
+  const std::size_t batch = input_shape.empty() ? 0 : input_shape[0];
+  if (input_shape.size() >= 2 && batch > 2) {
+    Shape one = input_shape, two = input_shape;
+    one[0] = 1, two[0] = 2;
+    const std::vector<CallRecord> small = run(one);
+    calls = run(two);
+    const bool same_calls = small.size() == calls.size() &&
+                            std::equal(small.begin(), small.end(), calls.begin(), [](const auto& a, const auto& b) {
+                              return a.module == b.module && a.output.size() == b.output.size();
+                            });
+    if (same_calls)
+      for (std::size_t i = 0; i < calls.size(); ++i)
+        for (std::size_t d = 0; d < calls[i].output.size(); ++d) {
+          const std::size_t at1 = small[i].output[d], at2 = calls[i].output[d];
+          if (at2 > at1) calls[i].output[d] = at1 + (at2 - at1) * (batch - 1);
+        }
+  } else {
+    calls = run(input_shape);
   }
 
   std::vector<std::vector<std::string>> rows;

@@ -63,6 +63,18 @@ struct impl_of<T, true> {
 template <class T>
 inline constexpr bool is_module_holder_v = detail::is_module_holder<std::decay_t<T>>::value;
 
+// What Module::find returns: a handle to a registered parameter or buffer
+// (usable wherever a Tensor is) whose assignment copies the value into that
+// tensor instead of rebinding the handle, so the layer sees it.
+class TensorRef : public Tensor {
+ public:
+  explicit TensorRef(const Tensor& registered) : Tensor(registered) {}
+  TensorRef(const TensorRef&) = default;
+  // Copies `value` in (same shape, converted to this dtype, not recorded).
+  TensorRef& operator=(const Tensor& value);
+  TensorRef& operator=(const TensorRef& value) { return *this = static_cast<const Tensor&>(value); }
+};
+
 class Module {
  public:
   template <class V>
@@ -90,7 +102,11 @@ class Module {
 
   // ---- the tree ----
   // Dotted names, recursively, in registration order: "features.0.weight".
+  // Every name is listed, as in torch's state_dict(): a tensor registered
+  // under two names (tied weights) appears under both, and save() writes both.
   Named<Tensor> named_parameters(bool recurse = true) const;
+  // Each parameter once, in order of first appearance: a tensor registered
+  // twice (tied weights) is listed once, as torch's parameters() does.
   std::vector<Tensor> parameters(bool recurse = true) const;
   Named<Tensor> named_buffers(bool recurse = true) const;  // running statistics etc.
   Named<std::shared_ptr<Module>> named_children() const { return children_; }
@@ -105,7 +121,17 @@ class Module {
   // Module.apply. For example net->apply(init_fn) to re-initialize weights.
   void apply(const std::function<void(Module&)>& fn);
   // The parameter or buffer with this dotted name; throws naming it if absent.
-  Tensor& find(const std::string& dotted_name);
+  // The result is a handle to the registered tensor (it shares its value,
+  // gradient and name, as every layer member and optimizer handle does), and
+  // assigning to it writes into that tensor, as assigning to a tensor
+  // expression does in libtorch (t.index(...) = v copies v in):
+  //
+  //   net.find("fc.weight") = w;  // copies w's values into the parameter the layer uses
+  //
+  // The value must have the tensor's shape (ShapeError otherwise); it is
+  // converted to the tensor's dtype, and nothing is recorded. To rebind a
+  // handle of your own instead, copy it first: `Tensor w = net.find(...)`.
+  TensorRef find(const std::string& dotted_name);
 
   // ---- dtype ----
   // Converts every floating parameter and buffer, recursively, to `dtype`
@@ -130,14 +156,22 @@ class Module {
   void freeze(const std::string& name) { set_requires_grad(name, false); }
   void unfreeze(const std::string& name) { set_requires_grad(name, true); }
 
-  std::size_t num_parameters() const;            // elements, all parameters
-  std::size_t num_trainable_parameters() const;  // elements of those requiring grad
+  // Elements of parameters() (a tied tensor counts once) and of those requiring grad.
+  std::size_t num_parameters() const;
+  std::size_t num_trainable_parameters() const;
 
   // A Keras-style table for an input of `input_shape`: one row per module
   // called (in call order), its output shape, its own parameter count and
-  // how many of those are trainable, then the totals. Runs one forward pass
-  // on zeros (of the first parameter's dtype, float32 without parameters)
-  // without recording.
+  // how many of those are trainable, then the totals.
+  //
+  // It has no side effects: the forward passes run on zeros (of the first
+  // parameter's dtype, float32 without parameters) in eval mode, so
+  // BatchNorm's running statistics stay and dropout draws nothing, under
+  // NoGradGuard, recording nothing; every module's training flag is restored
+  // afterwards. Nor does it need the batch: for an input of two or more
+  // dimensions the first is the batch, and the model runs on batches of 1
+  // and 2 only; the sizes that grow with the batch are shown for the batch
+  // asked for (summary({60000, 1, 28, 28}) costs what {2, 1, 28, 28} does).
   std::string summary(const Shape& input_shape);
 
  protected:
