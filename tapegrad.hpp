@@ -5,6 +5,7 @@
 #include <xtensor/xio.hpp>  // printing of values
 
 #include "core/autograd.hpp"
+#include "core/config.hpp"
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/random.hpp"
