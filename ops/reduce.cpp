@@ -1,6 +1,8 @@
 #include "reduce.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -84,29 +86,109 @@ void sum_into(const T* x, const Shape& shape, const Reduction& r, Acc* acc) {
   });
 }
 
-// For max's gradient: at each element equal to its window's maximum,
-// 1 / (number of such elements); 0 elsewhere. Where the maximum is NaN, the
-// NaN elements share it.
+// Where max's gradient goes: every element equal to its output's maximum (a
+// NaN maximum: every NaN), as flat positions into x. pos[o] is the first
+// maximum of output o, for o < M = number of outputs; where outputs have
+// ties, pos[M..P) are the other maxima and rows[p] the output each position
+// belongs to (rows[o] = o for o < M), and share[o] = 1 / (number of maxima
+// of output o). Without ties rows and share are undefined.
+struct MaxPositions {
+  Tensor pos, rows, share;
+};
+
 template <class T>
-Tensor tie_shares(const T* px, const T* py, const Shape& shape, const Reduction& r) {
-  auto is_max = [](T v, T m) { return v == m || (v != v && m != m); };
+bool is_max(T v, T m) { return v == m || (v != v && m != m); }
+
+// The positions of the maxima py of x's runs (the forward's result).
+template <class T>
+MaxPositions max_positions(const T* px, const T* py, const Shape& shape, const Reduction& r) {
+  const std::size_t outputs = kernels::product(r.keep_shape);
   const bool whole_run = last_axis_reduced(shape, r);
-  std::vector<T> ties(kernels::product(r.keep_shape), T(0));  // elements equal to each maximum
+  Tensor first_pos = empty(Shape{outputs}, kInt64);
+  std::int64_t* first = static_cast<std::int64_t*>(first_pos.impl()->storage->data());
+  std::fill(first, first + outputs, std::int64_t(-1));
+  std::vector<std::uint32_t> count(outputs, 0);
+  // Counts the maxima of each output and keeps the first one's position.
   for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
-    for (std::size_t k = 0; k < n; ++k) {
-      const std::ptrdiff_t at = o + std::ptrdiff_t(whole_run ? 0 : k);
-      ties[std::size_t(at)] += T(is_max(px[i + std::ptrdiff_t(k)], py[at]));
+    const T* run = px + i;
+    if (whole_run) {
+      const T m = py[o];
+      std::int64_t f = first[o];
+      std::uint32_t c = count[std::size_t(o)];
+      for (std::size_t k = 0; k < n; ++k) {
+        const bool hit = is_max(run[k], m);
+        c += hit;
+        f = hit && f < 0 ? std::int64_t(i) + std::int64_t(k) : f;
+      }
+      first[o] = f;
+      count[std::size_t(o)] = c;
+    } else {
+      const T* m = py + o;
+      std::int64_t* f = first + o;
+      std::uint32_t* c = count.data() + o;
+      for (std::size_t k = 0; k < n; ++k) {
+        const bool hit = is_max(run[k], m[k]);
+        c[k] += hit;
+        f[k] = hit && f[k] < 0 ? std::int64_t(i) + std::int64_t(k) : f[k];
+      }
     }
   });
-  Tensor share = empty(shape, dtype_of<T>());
-  T* ps = static_cast<T*>(share.impl()->storage->data());
+  std::size_t extra = 0;
+  for (std::uint32_t c : count) extra += c - 1;
+  MaxPositions where;
+  if (extra == 0) {
+    where.pos = std::move(first_pos);
+    return where;
+  }
+  where.pos = empty(Shape{outputs + extra}, kInt64);
+  where.rows = empty(Shape{outputs + extra}, kInt64);
+  std::int64_t* pos = static_cast<std::int64_t*>(where.pos.impl()->storage->data());
+  std::int64_t* rows = static_cast<std::int64_t*>(where.rows.impl()->storage->data());
+  std::copy(first, first + outputs, pos);
+  for (std::size_t o = 0; o < outputs; ++o) rows[o] = std::int64_t(o);
+  std::size_t next = outputs;
   for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     for (std::size_t k = 0; k < n; ++k) {
-      const std::ptrdiff_t at = o + std::ptrdiff_t(whole_run ? 0 : k), ik = i + std::ptrdiff_t(k);
-      ps[ik] = is_max(px[ik], py[at]) ? T(1) / ties[std::size_t(at)] : T(0);
+      const std::size_t at = std::size_t(o) + (whole_run ? 0 : k);
+      const std::int64_t ik = std::int64_t(i) + std::int64_t(k);
+      if (count[at] > 1 && ik != first[at] && is_max(px[ik], py[at])) {
+        pos[next] = ik;
+        rows[next++] = std::int64_t(at);
+      }
     }
   });
-  return share;
+  where.share = empty(Shape{outputs}, dtype_of<T>());
+  T* share = static_cast<T*>(where.share.impl()->storage->data());
+  for (std::size_t o = 0; o < outputs; ++o) share[o] = T(1) / T(count[o]);
+  return where;
+}
+
+// A zero vector of `numel` elements with src[rows[p]] added at pos[p] for
+// each p (src[p] when rows is undefined): max's gradient in x's flat layout.
+// Its adjoint reads the positions back and sums them per row:
+// scatter_add(zeros, 0, rows, index_select(g, 0, pos)), so a max
+// differentiates twice.
+Tensor scatter_positions(const Tensor& src0, const Tensor& pos, const Tensor& rows, std::size_t numel) {
+  const Tensor src = src0.contiguous();
+  Tensor out = zeros(Shape{numel}, src.dtype());
+  const std::size_t count = pos.numel();
+  visit_floating("scatter_positions", src.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* ps = src.data<T>();
+    const std::int64_t* pp = pos.data<std::int64_t>();
+    T* po = static_cast<T*>(out.impl()->storage->data());
+    if (rows.defined()) {
+      const std::int64_t* pr = rows.data<std::int64_t>();
+      for (std::size_t p = 0; p < count; ++p) po[pp[p]] += ps[pr[p]];
+    } else {
+      for (std::size_t p = 0; p < count; ++p) po[pp[p]] += ps[p];
+    }
+  });
+  return record("scatter_positions", {src}, std::move(out)).backward([pos, rows](const GradContext& c) {
+    const Tensor picked = index_select(c.grad, 0, pos);
+    if (!rows.defined()) return Grads{picked};
+    return Grads{scatter_add(zeros(c.input_shape(0), c.input_dtype(0)), 0, rows, picked)};
+  });
 }
 
 }  // namespace
@@ -208,6 +290,8 @@ Tensor max(const Tensor& x0, const Axes& axes, bool keepdims) {
   if (r.count == 0 && kernels::product(r.keep_shape) > 0)
     throw ShapeError("max: cannot reduce over an axis of size 0 in shape " + shape_str(in_shape));
   Tensor out = empty(keepdims ? r.keep_shape : r.drop_shape, x.dtype());
+  MaxPositions where_max;
+  const bool recording = should_record({x});
   visit_numeric("max", x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* po = static_cast<T*>(out.impl()->storage->data());
@@ -226,18 +310,20 @@ Tensor max(const Tensor& x0, const Axes& axes, bool keepdims) {
         b = (run[k] > b || run[k] != run[k]) ? run[k] : b;
       }
     });
+    if constexpr (std::is_floating_point_v<T>)
+      if (recording) where_max = max_positions(px, po, in_shape, r);
   });
+  // dx: each output's gradient at its maximum's position, split equally
+  // between tied maxima, zero elsewhere. The forward saves those positions
+  // (int64), not x.
   return record("max", {x}, std::move(out))
-      .save({x})
-      .saves_output()
-      .backward([r = std::move(r)](const GradContext& c) {
-        const Tensor& x = c.saved[0];
-        const Tensor y = c.output.contiguous();
-        Tensor share = visit_floating("max", x.dtype(), [&](auto tag) {
-          using T = typename decltype(tag)::type;
-          return tie_shares<T>(x.data<T>(), y.data<T>(), x.shape(), r);
-        });
-        return Grads{mul(broadcast_to(reshape(c.grad, r.keep_shape), x.shape()), share)};
+      .save({where_max.pos, where_max.rows, where_max.share})
+      .backward([outputs = kernels::product(r.keep_shape), numel = x.numel()](const GradContext& c) {
+        const Tensor& pos = c.saved[0];
+        const Tensor& rows = c.saved[1];
+        Tensor g = reshape(c.grad, Shape{outputs});
+        if (rows.defined()) g = mul(g, c.saved[2]);
+        return Grads{reshape(scatter_positions(g, pos, rows, numel), c.input_shape(0))};
       });
 }
 

@@ -428,6 +428,31 @@ TEST_CASE("max splits the gradient equally between ties") {
   CHECK(x.grad().value<double>() == xt::xarray<double>{{0.0, 0.5, 0.5}, {1.0, 0.0, 0.0}});
 }
 
+TEST_CASE("max splits ties over several axes, and differentiates twice") {
+  // Small integers: many ties. Reduced over the outer and the inner axis.
+  tg::Generator gen(11);
+  Tensor x = tg::randint(0, 3, {3, 4, 5}, gen).to(tg::kFloat64).requires_grad_();
+  tg::sum(tg::max(x, {0, 2}, true)).backward();
+  const auto v = x.value<double>();
+  const auto g = x.grad().value<double>();
+  for (std::size_t j = 0; j < 4; ++j) {
+    double best = -1, ties = 0;
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t k = 0; k < 5; ++k) best = std::max(best, v(i, j, k));
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t k = 0; k < 5; ++k) ties += v(i, j, k) == best;
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t k = 0; k < 5; ++k) CHECK(g(i, j, k) == (v(i, j, k) == best ? 1.0 / ties : 0.0));
+  }
+  // d/dx Σ dx with dx = d(Σ y²)/dx: share_j · 2 · Σ_i share_i = 2 · share_j.
+  Tensor z(xt::xarray<double>{{3.0, 1.0}, {3.0, 2.0}, {0.0, 2.0}}, true);
+  const Tensor y = tg::max(z, {0});
+  const Tensor dz = tg::grad({tg::sum(y * y)}, {z}, {}, true, true)[0];
+  CHECK(dz.value<double>() == xt::xarray<double>{{3.0, 0.0}, {3.0, 2.0}, {0.0, 2.0}});
+  tg::sum(dz).backward();
+  CHECK(z.grad().value<double>() == xt::xarray<double>{{1.0, 0.0}, {1.0, 1.0}, {0.0, 1.0}});
+}
+
 TEST_CASE("max propagates NaN, and its gradient goes to the NaN element") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   Tensor x(xt::xarray<double>{{1.0, nan, 3.0}, {nan, 0.0, 1.0}, {2.0, 5.0, 1.0}}, true);
