@@ -1,0 +1,34 @@
+// Training steps of one benchmark network in tapegrad alone, for profiling:
+//
+//   train_step lenet|tfcnn [batch 64] [steps 50] [threads 1]
+//
+// prints images per second over the steps after two warm-up steps.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "models.hpp"
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "lenet";
+  const std::size_t batch = argc > 2 ? std::size_t(std::atol(argv[2])) : 64;
+  const int steps = argc > 3 ? std::atoi(argv[3]) : 50;
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
+  if ((name != "lenet" && name != "tfcnn") || batch == 0 || steps <= 0 || threads <= 0) {
+    std::fprintf(stderr, "usage: train_step lenet|tfcnn [batch] [steps] [threads]\n");
+    return 2;
+  }
+  tg::set_num_threads(threads);
+  tg::Generator gen(1);
+  const tg::Tensor x = tg::randn({batch, 1, 28, 28}, gen);
+  const tg::Tensor labels = tg::randint(0, 10, {batch}, gen);
+  bench::Model m = bench::make_model(name, 0);
+  for (int i = 0; i < 2; ++i) bench::train_step(m, x, labels);
+  const auto start = std::chrono::steady_clock::now();
+  double loss = 0;
+  for (int i = 0; i < steps; ++i) loss = bench::train_step(m, x, labels);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("model=%s batch=%zu threads=%d steps=%d ips=%.1f loss=%.4f %s\n", name.c_str(), batch, threads, steps,
+              double(batch) * steps / seconds, loss, tg::config().str().c_str());
+}
