@@ -16,11 +16,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 class FashionCNN : public tg::nn::Module {
@@ -57,11 +60,11 @@ inline std::string mnist_images_file(const std::string& dir, bool train) {
   return std::filesystem::exists(plain, ec) ? plain.string() : plain.string() + ".gz";
 }
 
-// Throws DataError naming the images file unless `data` holds 28x28 images:
+// Throws DataError naming the images file unless `images` are 28x28:
 // caught right after loading, a mismatch otherwise surfaces only in the first
 // batch, as a shape error deep inside the network.
-inline void check_image_shape(const tg::data::Dataset& data, const std::string& dir, bool train) {
-  const tg::Shape shape = data.images.shape();  // (N, 1, rows, cols), as load_mnist makes it
+inline void check_image_shape(const tg::Tensor& images, const std::string& dir, bool train) {
+  const tg::Shape shape = images.shape();  // (N, 1, rows, cols), as datasets::MNIST makes it
   if (shape.size() == 4 && shape[2] == fashion_image_side && shape[3] == fashion_image_side) return;
   const std::string found = shape.size() == 4 ? std::to_string(shape[2]) + "x" + std::to_string(shape[3])
                                               : "of shape " + tg::shape_str(shape);
@@ -78,4 +81,55 @@ inline tg::Tensor int64_tensor(const std::vector<std::int64_t>& values) { return
 inline std::size_t count_correct(const tg::Tensor& logits, const std::vector<std::int64_t>& labels) {
   const tg::Tensor right = tg::eq(tg::argmax(logits, 1), int64_tensor(labels)).sum();
   return std::size_t(right.item<std::int64_t>());
+}
+
+// ---- what a reader of the model file needs ----------------------------------
+
+// Fashion-MNIST's classes, in label order (torchvision's names).
+inline const std::vector<std::string>& fashion_classes() {
+  static const std::vector<std::string> names{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return names;
+}
+
+// The shortest decimal that reads back as exactly `v` in float: 0.286, not 0.286000013.
+inline std::string shortest_float(float v) {
+  char text[32] = "0";
+  for (int digits = 1; digits <= 9; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, double(v));
+    if (std::strtof(text, nullptr) == v) break;
+  }
+  return text;
+}
+
+// The model file's "__metadata__": how to feed the network, so that a reader
+// (tapegrad-eval, PyTorch) need not guess. Each value is JSON text:
+//   input_shape   "[1, 28, 28]"    one image, channels first
+//   mean, std     "[0.286]"        per channel: the network sees (pixel / 255 - mean) / std
+//   classes       "[\"T-shirt/top\", ...]"   the class of each logit
+inline tg::nn::Metadata model_metadata(tg::data::Normalization norm) {
+  return {{"format", "pt"},
+          {"architecture", "FashionCNN (examples/fashion_cnn.hpp)"},
+          {"input_shape", "[1, 28, 28]"},
+          {"pixel_scale", "1/255"},
+          {"mean", "[" + shortest_float(norm.mean) + "]"},
+          {"std", "[" + shortest_float(norm.std) + "]"},
+          {"classes", nlohmann::json(fashion_classes()).dump()}};
+}
+
+// The normalization a model file's metadata names; false (and `norm` left
+// as it is) when it names none, as in files from before it was written or
+// from elsewhere. Throws tg::ValueError for a malformed or multi-channel entry.
+inline bool read_normalization(const tg::nn::Metadata& metadata, tg::data::Normalization& norm) {
+  const auto mean = metadata.find("mean"), std = metadata.find("std");
+  if (mean == metadata.end() || std == metadata.end()) return false;
+  auto one_value = [](const std::string& key, const std::string& text) {
+    const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_array() || parsed.size() != 1 || !parsed[0].is_number())
+      throw tg::ValueError("the model file's metadata \"" + key + "\" is " + text +
+                           ", expected one number per channel for the one channel of Fashion-MNIST, e.g. [0.286]");
+    return float(parsed[0].get<double>());
+  };
+  norm = {one_value("mean", mean->second), one_value("std", std->second)};
+  return true;
 }

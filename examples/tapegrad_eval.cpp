@@ -1,5 +1,6 @@
 // tapegrad-eval: loads a model saved by tapegrad-train and prints its test
-// accuracy and confusion matrix.
+// accuracy and confusion matrix. The test images are normalized with the
+// mean and std the model file's metadata names.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -45,16 +46,24 @@ int main(int argc, char** argv) {
     FashionCNN net(gen);
     tg::nn::load(net, model_path);
     net.eval();
-    const tg::data::Dataset test = tg::data::load_mnist(data_dir, /*train=*/false, limit);
-    check_image_shape(test, data_dir, /*train=*/false);
+    // The images normalized as the network saw them in training: the model
+    // file says how (tapegrad-train writes it); only a file that does not is
+    // given Fashion-MNIST's usual mean and std.
+    tg::data::Normalization norm = tg::data::fashion_mnist_normalization;
+    if (read_normalization(tg::nn::load_tensors(model_path).metadata, norm))
+      std::printf("Normalization from the model file: mean %s, std %s\n", shortest_float(norm.mean).c_str(),
+                  shortest_float(norm.std).c_str());
+    else
+      std::printf("The model file does not say how its inputs were normalized; assuming Fashion-MNIST's usual "
+                  "mean %s, std %s\n", shortest_float(norm.mean).c_str(), shortest_float(norm.std).c_str());
+    const tg::data::datasets::MNIST test(data_dir, /*train=*/false, limit, norm);
+    check_image_shape(test.images(), data_dir, /*train=*/false);
 
     std::size_t confusion[10][10] = {}, nonfinite = 0;
     tg::NoGradGuard no_grad;
     tg::data::DataLoader loader(test, {256});
-    loader.start_epoch();
-    for (std::size_t b = 0; b < loader.num_batches(); ++b) {
-      const tg::data::Batch batch = loader.batch(b);
-      const tg::Tensor logits = net(batch.images);
+    for (const tg::data::Batch& batch : loader) {
+      const tg::Tensor logits = net(batch.inputs);
       nonfinite += nonfinite_rows(logits);
       const tg::Tensor predicted = tg::argmax(logits, 1);  // int64, (N,)
       const auto predicted_class = predicted.value<std::int64_t>();

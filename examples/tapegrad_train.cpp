@@ -1,18 +1,20 @@
 // tapegrad-train: trains the Fashion-MNIST CNN (fashion_cnn.hpp) and leaves
-// in the output directory the model (model.safetensors), the first layer's
-// filters before and after training (filters.png), the loss and accuracy
-// curves (curves.svg) and the numbers behind them (metrics.json).
+// in the output directory the model (model.safetensors, with what a reader
+// needs in its metadata: input shape, normalization, class names), the first
+// layer's filters before and after training (filters.png), the loss and
+// accuracy curves (curves.svg), the numbers behind them (metrics.json) and
+// the last epoch's checkpoint (checkpoint/), from which --resume continues.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <system_error>
 
 #include <CLI/CLI.hpp>
-#include <cblas.h>
 #include <nlohmann/json.hpp>
 
 #include "cli_checks.hpp"
@@ -31,6 +33,8 @@ struct Options {
   std::string data_dir = tg::data::default_fashion_mnist_dir();
   std::string out_dir = "runs/train";
   std::size_t limit = 0;  // training images; 0 = all
+  std::string resume;     // a run's output directory to continue
+  int stop_after = 0;     // epochs; 0 = all
 };
 
 // The files a run leaves in its output directory.
@@ -137,21 +141,98 @@ class Progress {
 };
 
 // Mean loss and accuracy over a dataset, in eval mode, without recording.
-std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& data, std::size_t batch_size) {
+std::pair<double, double> evaluate(FashionCNN& net, const tg::data::datasets::MNIST& data, std::size_t batch_size) {
   tg::NoGradGuard no_grad;
   net.eval();
   tg::data::DataLoader loader(data, {batch_size});
-  loader.start_epoch();
   double loss_sum = 0.0;
   std::size_t right = 0;
-  for (std::size_t b = 0; b < loader.num_batches(); ++b) {
-    const tg::data::Batch batch = loader.batch(b);
-    const tg::Tensor logits = net(batch.images);
-    loss_sum += tg::cross_entropy(logits, batch.labels).item() * double(batch.labels.size());
+  for (const tg::data::Batch& batch : loader) {
+    const tg::Tensor logits = net(batch.inputs);
+    loss_sum += tg::cross_entropy(logits, batch.targets).item() * double(batch.size());
     right += count_correct(logits, batch.labels);
   }
   net.train();
   return {loss_sum / double(data.size()), double(right) / double(data.size())};
+}
+
+// ---- checkpoints ---------------------------------------------------------------
+//
+// At the end of every epoch the run leaves in OUT/checkpoint/ what --resume
+// needs to continue it bit for bit:
+//   checkpoint.json           the epoch reached, the options (the seed fixes
+//                             the data order), the metrics so far, and the
+//                             names of the two files below
+//   epoch-K.model.safetensors       the model (parameters and BatchNorm statistics)
+//   epoch-K.optimizer.safetensors   the optimizer's state and the schedule's counters
+//   filters_before.safetensors      the first layer's kernels before training
+// The epoch's files are written first and checkpoint.json is replaced last
+// (written aside, then renamed), so an interruption at any moment leaves the
+// previous checkpoint whole.
+
+const char* const checkpoint_dir = "checkpoint";
+
+// The options a resumed run must share with the run it continues, in
+// checkpoint.json's terms.
+nlohmann::json run_options(const Options& o) {
+  return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.lr}, {"optimizer", o.optimizer},
+          {"seed", o.seed},     {"limit", o.limit}};
+}
+
+struct Checkpoint {
+  int epoch = 0;  // epochs completed
+  nlohmann::json options, metrics, state;
+  std::string model_file, optimizer_file;  // in the checkpoint directory
+};
+
+std::filesystem::path checkpoint_path(const std::string& out, const std::string& name) {
+  return std::filesystem::path(out) / checkpoint_dir / name;
+}
+
+Checkpoint read_checkpoint(const std::string& dir) {
+  const auto path = checkpoint_path(dir, "checkpoint.json");
+  std::ifstream in(path);
+  if (!in)
+    throw std::runtime_error("--resume " + dir + ": no checkpoint there (" + path.string() +
+                             " is missing); a run writes one at the end of each epoch");
+  const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  Checkpoint c;
+  try {
+    c.epoch = j.at("epoch").get<int>();
+    c.options = j.at("options");
+    c.metrics = j.at("metrics");
+    c.state = j.at("state");
+    c.model_file = j.at("model").get<std::string>();
+    c.optimizer_file = j.at("optimizer").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error("--resume " + dir + ": " + path.string() + " is not a checkpoint written by tapegrad-train");
+  }
+  return c;
+}
+
+// Writes `text` to `path` by way of a file beside it and a rename, so that
+// `path` holds the old contents or the new ones, never a part.
+void replace_file(const std::filesystem::path& path, const std::string& text) {
+  const std::string aside = path.string() + ".new";
+  report::write_file(aside, text);
+  std::error_code ec;
+  std::filesystem::rename(aside, path, ec);
+  if (ec) throw std::runtime_error("cannot write " + path.string() + ": " + ec.message());
+}
+
+// A number as the command line takes it: 0.003, not 0.0030000000000000001.
+std::string option_text(const nlohmann::json& v) {
+  if (v.is_number_float()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v.get<double>());
+    for (int digits = 1; digits <= 17; ++digits) {
+      char shorter[32];
+      std::snprintf(shorter, sizeof shorter, "%.*g", digits, v.get<double>());
+      if (std::strtod(shorter, nullptr) == v.get<double>()) return shorter;
+    }
+    return text;
+  }
+  return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
 }  // namespace
@@ -159,7 +240,10 @@ std::pair<double, double> evaluate(FashionCNN& net, const tg::data::Dataset& dat
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a CNN on Fashion-MNIST with tapegrad"};
-  app.footer("If the run fails, an output directory it created is removed again.");
+  app.footer(
+      "If the run fails, an output directory it created is removed again. At the end of each epoch the run\n"
+      "saves a checkpoint in OUT/checkpoint; --resume OUT continues the run from there and reaches the same\n"
+      "parameters as a run that was never interrupted.");
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.add_option("--epochs", o.epochs, "passes over the training set")->check(cli::in_range(1, 1000));
   app.add_option("--batch-size", o.batch_size, "images per step")->check(cli::in_range<std::size_t>(1, 60000));
@@ -167,68 +251,128 @@ int main(int argc, char** argv) {
   app.add_option("--optimizer", o.optimizer, "adam, adamw, sgd (momentum 0.9) or rmsprop")
       ->check(CLI::IsMember({"adam", "adamw", "sgd", "rmsprop"}));
   app.add_option("--seed", o.seed, "initialization and shuffling")->check(cli::non_negative());
-  app.add_option("--threads", o.threads, "BLAS threads")->check(cli::in_range(1, 256));
+  app.add_option("--threads", o.threads, "threads (GEMM and tapegrad's own loops)")->check(cli::in_range(1, 256));
   app.add_option("--data", o.data_dir, "directory with the four IDX files (gzip or plain)")->check(CLI::ExistingDirectory);
-  app.add_option("--out", o.out_dir, "where the model, pictures and metrics go (created if missing)");
+  auto* out_option = app.add_option("--out", o.out_dir, "where the model, pictures and metrics go (created if missing)");
   app.add_option("--limit", o.limit, "train on the first N images only (0: all); tests on N/6 of the test set")
+      ->check(cli::non_negative());
+  app.add_option("--resume", o.resume,
+                 "continue the run in this directory from its last checkpoint, with its options (any given must "
+                 "match them) and output there")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(out_option);
+  app.add_option("--stop-after", o.stop_after,
+                 "stop after this many epochs, as an interrupted run would (0: run them all); continue with --resume")
       ->check(cli::non_negative());
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // A resumed run takes the options of its checkpoint; one given again must agree.
+    Checkpoint resumed;
+    if (!o.resume.empty()) {
+      resumed = read_checkpoint(o.resume);
+      const nlohmann::json given = run_options(o);
+      std::string differences;
+      for (const auto& [key, saved] : resumed.options.items()) {
+        const std::string flag = "--" + std::string(key == "batch_size" ? "batch-size" : key);
+        if (app.count(flag) > 0 && given.at(key) != saved)
+          differences += "\n  " + flag + " " + option_text(given.at(key)) + ", but the run started with " + flag +
+                         " " + option_text(saved);
+      }
+      if (!differences.empty())
+        throw std::runtime_error("--resume " + o.resume + ": the options differ from the checkpoint's:" + differences +
+                                 "\nA resumed run continues with the options it started with, or its result would be "
+                                 "neither run's; leave these out, or start a new run with --out.");
+      o.epochs = resumed.options.at("epochs").get<int>();
+      o.batch_size = resumed.options.at("batch_size").get<std::size_t>();
+      o.lr = resumed.options.at("lr").get<double>();
+      o.optimizer = resumed.options.at("optimizer").get<std::string>();
+      o.seed = resumed.options.at("seed").get<std::uint64_t>();
+      o.limit = resumed.options.at("limit").get<std::size_t>();
+      if (resumed.epoch >= o.epochs)
+        throw std::runtime_error("--resume " + o.resume + ": the run has finished all its " + std::to_string(o.epochs) +
+                                 " epochs; there is nothing to resume");
+      o.out_dir = o.resume;
+    }
+
     OutputDirectory out(o.out_dir);
-    openblas_set_num_threads(o.threads);
-    const tg::data::Dataset train = tg::data::load_mnist(o.data_dir, /*train=*/true, o.limit);
-    check_image_shape(train, o.data_dir, /*train=*/true);
-    const tg::data::Dataset test = tg::data::load_mnist(o.data_dir, /*train=*/false, o.limit ? std::max<std::size_t>(o.limit / 6, 1) : 0);
-    check_image_shape(test, o.data_dir, /*train=*/false);
+    tg::set_num_threads(o.threads);
+    const tg::data::Normalization norm = tg::data::fashion_mnist_normalization;
+    const tg::data::datasets::MNIST train(o.data_dir, /*train=*/true, o.limit, norm);
+    check_image_shape(train.images(), o.data_dir, /*train=*/true);
+    const tg::data::datasets::MNIST test(o.data_dir, /*train=*/false,
+                                         o.limit ? std::max<std::size_t>(o.limit / 6, 1) : 0, norm);
+    check_image_shape(test.images(), o.data_dir, /*train=*/false);
     std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", o.data_dir.c_str(), train.size(), test.size());
 
     tg::Generator gen(o.seed);
     FashionCNN net(gen);
     std::cout << net.summary({o.batch_size, 1, 28, 28}) << '\n';
-    const xt::xarray<float> filters_before = net.first_filters().to_xarray<float>();
 
     auto optimizer = make_optimizer(o, net.parameters());
     tg::data::DataLoader loader(train, {o.batch_size, /*shuffle=*/true, /*seed=*/o.seed + 1});
     const std::size_t steps = loader.num_batches() * std::size_t(o.epochs);
     tg::optim::CosineAnnealingLR schedule(*optimizer, steps);  // stepped every batch
+    const tg::nn::Metadata metadata = model_metadata(norm);
 
     nlohmann::json metrics = {{"epochs", nlohmann::json::array()}, {"steps", nlohmann::json::array()}};
-    report::Series train_curve{"train loss (per 50 steps)", "#1f77b4", {}}, test_loss{"test loss", "#ff7f0e", {}},
-        test_acc{"test accuracy", "#2ca02c", {}};
-    const auto start = std::chrono::steady_clock::now();
     std::size_t step = 0;
-    double window_loss = 0.0;
+    double window_loss = 0.0, seconds_before = 0.0;  // seconds_before: of the run being resumed
     std::size_t window = 0;
-    for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    int first_epoch = 1;
+    xt::xarray<float> filters_before;
+    if (!o.resume.empty()) {
+      const std::string dir = (std::filesystem::path(o.resume) / checkpoint_dir).string();
+      tg::nn::load(net, dir + "/" + resumed.model_file);
+      optimizer->load(dir + "/" + resumed.optimizer_file, schedule);
+      filters_before = tg::nn::load_tensors(dir + "/filters_before.safetensors").get("filters", tg::kFloat32)
+                           .to_xarray<float>();
+      metrics = resumed.metrics;
+      step = resumed.state.at("step").get<std::size_t>();
+      window_loss = resumed.state.at("window_loss").get<double>();
+      window = resumed.state.at("window").get<std::size_t>();
+      seconds_before = resumed.state.at("seconds").get<double>();
+      first_epoch = resumed.epoch + 1;
+      for (int e = 0; e < resumed.epoch; ++e) loader.start_epoch();  // the data order of the epochs done
+      std::printf("Resuming %s at epoch %d of %d\n", o.resume.c_str(), first_epoch, o.epochs);
+    } else {
+      filters_before = net.first_filters().to_xarray<float>();
+      std::filesystem::create_directories(std::filesystem::path(o.out_dir) / checkpoint_dir);
+      tg::nn::save_tensors(checkpoint_path(o.out_dir, "filters_before.safetensors").string(),
+                           {{"filters", net.first_filters().detach()}});
+    }
+
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+      return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    const int last_epoch = o.stop_after > 0 ? std::min(o.epochs, o.stop_after) : o.epochs;
+    for (int epoch = first_epoch; epoch <= last_epoch; ++epoch) {
       Progress progress(epoch, o.epochs, loader.num_batches());
       double loss_sum = 0.0;
-      std::size_t right = 0, seen = 0;
-      loader.start_epoch();
-      for (std::size_t b = 0; b < loader.num_batches(); ++b) {
-        const tg::data::Batch batch = loader.batch(b);
-        const tg::Tensor logits = net(batch.images);
-        const tg::Tensor loss = tg::cross_entropy(logits, batch.labels);
+      std::size_t right = 0, seen = 0, b = 0;
+      for (const tg::data::Batch& batch : loader) {  // each range-for is the next epoch, in a new order
+        const tg::Tensor logits = net(batch.inputs);
+        const tg::Tensor loss = tg::cross_entropy(logits, batch.targets);
         optimizer->zero_grad();
         loss.backward();
         optimizer->step();
         schedule.step();
 
         const double l = loss.item();
-        loss_sum += l * double(batch.labels.size());
-        seen += batch.labels.size();
+        loss_sum += l * double(batch.size());
+        seen += batch.size();
         right += count_correct(logits, batch.labels);
         ++step;
         window_loss += l;
         if (++window == 50) {
-          train_curve.points.emplace_back(double(step) / double(loader.num_batches()), window_loss / 50);
           metrics["steps"].push_back({{"step", step}, {"train_loss", window_loss / 50}});
           window_loss = 0, window = 0;
         }
-        progress.update(b, loss_sum / double(seen), double(right) / double(seen), seen);
+        progress.update(b++, loss_sum / double(seen), double(right) / double(seen), seen);
       }
       const auto [t_loss, t_acc] = evaluate(net, test, 256);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds = elapsed();
       std::printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.4f (%.0f s)\n", epoch,
                   loss_sum / double(seen), t_loss, t_acc, seconds);
       metrics["epochs"].push_back({{"epoch", epoch},
@@ -237,20 +381,48 @@ int main(int argc, char** argv) {
                                    {"test_loss", t_loss},
                                    {"test_accuracy", t_acc},
                                    {"seconds", seconds}});
-      test_loss.points.emplace_back(epoch, t_loss);
-      test_acc.points.emplace_back(epoch, t_acc);
-    }
-    metrics["options"] = {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.lr},
-                          {"optimizer", o.optimizer}, {"seed", o.seed}, {"limit", o.limit}};
 
-    tg::nn::save(net, out / "model.safetensors");
-    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().to_xarray<float>()});
+      // The checkpoint: this epoch's files, then checkpoint.json naming them, then the last epoch's go.
+      const std::string prefix = "epoch-" + std::to_string(epoch);
+      tg::nn::save(net, checkpoint_path(o.out_dir, prefix + ".model.safetensors").string(), metadata);
+      optimizer->save(checkpoint_path(o.out_dir, prefix + ".optimizer.safetensors").string(), schedule);
+      const nlohmann::json checkpoint = {
+          {"epoch", epoch},
+          {"options", run_options(o)},
+          {"model", prefix + ".model.safetensors"},
+          {"optimizer", prefix + ".optimizer.safetensors"},
+          {"state", {{"step", step}, {"window_loss", window_loss}, {"window", window}, {"seconds", seconds}}},
+          {"metrics", metrics}};
+      replace_file(checkpoint_path(o.out_dir, "checkpoint.json"), checkpoint.dump(1) + '\n');
+      std::error_code ec;
+      for (const char* kind : {".model.safetensors", ".optimizer.safetensors"})
+        std::filesystem::remove(checkpoint_path(o.out_dir, "epoch-" + std::to_string(epoch - 1) + kind), ec);
+    }
+    metrics["options"] = run_options(o);
+
+    // The curves, from the metrics (a resumed run has those of the epochs before it too).
+    report::Series train_curve{"train loss (per 50 steps)", "#1f77b4", {}}, test_loss{"test loss", "#ff7f0e", {}},
+        test_acc{"test accuracy", "#2ca02c", {}};
+    for (const auto& s : metrics["steps"])
+      train_curve.points.emplace_back(s["step"].get<double>() / double(loader.num_batches()), s["train_loss"].get<double>());
+    for (const auto& e : metrics["epochs"]) {
+      test_loss.points.emplace_back(e["epoch"].get<double>(), e["test_loss"].get<double>());
+      test_acc.points.emplace_back(e["epoch"].get<double>(), e["test_accuracy"].get<double>());
+    }
+
+    tg::nn::save(net, out / "model.safetensors", metadata);
+    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().to_xarray<float>()},
+                              {"before training", last_epoch == o.epochs ? "after training"
+                                                                         : "after epoch " + std::to_string(last_epoch)});
     report::write_chart_svg(out / "curves.svg", "Fashion-MNIST training", "epoch", {train_curve, test_loss, test_acc});
     report::write_file(out / "metrics.json", metrics.dump(2) + '\n');
     out.keep();
-    std::printf("\nWrote %s: model.safetensors, filters.png (first-layer filters: top row before, bottom row after),\n"
-                "curves.svg (loss and accuracy), metrics.json\n",
+    std::printf("\nWrote %s: model.safetensors, filters.png (first-layer filters before and after training),\n"
+                "curves.svg (loss and accuracy), metrics.json, and checkpoint/ for --resume\n",
                 o.out_dir.c_str());
+    if (last_epoch < o.epochs)
+      std::printf("Stopped after epoch %d of %d; continue with: tapegrad-train --resume %s\n", last_epoch, o.epochs,
+                  o.out_dir.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tapegrad-train: %s\n", e.what());
     return 1;

@@ -17,7 +17,7 @@ from pathlib import Path
 
 CASE, TRAIN, EVAL, SCRATCH = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
 TINY = ["--limit", "64", "--epochs", "1"]
-OUTPUTS = {"model.safetensors", "filters.png", "curves.svg", "metrics.json"}
+OUTPUTS = {"model.safetensors", "filters.png", "curves.svg", "metrics.json", "checkpoint"}
 STARTED = "Fashion-MNIST from"  # the trainer's first line once its data has loaded and passed the checks
 
 
@@ -193,8 +193,77 @@ def nonfinite_logits():
             fail(f"reported an accuracy for a model with {value} logits:\n{result.stdout}")
 
 
+def resume():
+    # A run stopped after its first epoch and resumed ends with the same model, byte for byte, as one never stopped.
+    run_args = ["--limit", "320", "--epochs", "2", "--batch-size", "64"]
+    whole, halves = SCRATCH / "whole", SCRATCH / "halves"
+    expect_success(TRAIN, *run_args, "--out", whole)
+    first = expect_success(TRAIN, *run_args, "--stop-after", "1", "--out", halves)
+    if f"continue with: tapegrad-train --resume {halves}" not in first.stdout:
+        fail(f"a stopped run does not say how to continue it:\n{first.stdout}")
+    checkpoint = json.loads((halves / "checkpoint" / "checkpoint.json").read_text())
+    if checkpoint["epoch"] != 1 or checkpoint["options"]["epochs"] != 2:
+        fail(f"checkpoint.json after epoch 1 of 2 says {checkpoint['epoch']} of {checkpoint['options']['epochs']}")
+
+    # Options that would change the result are refused, naming each difference; nothing is written.
+    before = (halves / "model.safetensors").read_bytes()
+    expect_failure(TRAIN, ["--resume", halves, "--lr", "0.01", "--epochs", "3"], "the options differ from the checkpoint's",
+                   "--lr 0.01, but the run started with --lr 0.003", "--epochs 3, but the run started with --epochs 2")
+    expect_failure(TRAIN, ["--resume", halves, "--seed", "5"], "--seed 5, but the run started with --seed 0")
+    expect_failure(TRAIN, ["--resume", halves, "--out", SCRATCH / "elsewhere"], "excludes")
+    expect_failure(TRAIN, ["--resume", SCRATCH], f"--resume {SCRATCH}: no checkpoint there")
+    if (halves / "model.safetensors").read_bytes() != before:
+        fail("a refused resume changed the model")
+
+    # Options given again with the same values are fine.
+    second = expect_success(TRAIN, "--resume", halves, "--lr", "0.003", "--threads", "1")
+    if "Resuming" not in second.stdout or "epoch 2:" not in second.stdout or "epoch 1:" in second.stdout:
+        fail(f"the resumed run should run epoch 2 only:\n{second.stdout}")
+    if (halves / "model.safetensors").read_bytes() != (whole / "model.safetensors").read_bytes():
+        fail("the resumed run's model.safetensors differs from the uninterrupted run's")
+    if (halves / "checkpoint" / "epoch-2.optimizer.safetensors").read_bytes() != \
+            (whole / "checkpoint" / "epoch-2.optimizer.safetensors").read_bytes():
+        fail("the resumed run's optimizer state differs from the uninterrupted run's")
+    if (halves / "checkpoint" / "epoch-1.model.safetensors").exists():
+        fail("the previous epoch's checkpoint was not removed")
+    metrics = json.loads((halves / "metrics.json").read_text())
+    if [e["epoch"] for e in metrics["epochs"]] != [1, 2]:
+        fail(f"the resumed run's metrics.json should hold epochs 1 and 2: {metrics['epochs']}")
+    expect_failure(TRAIN, ["--resume", halves], "the run has finished all its 2 epochs; there is nothing to resume")
+    print("the resumed run's model.safetensors equals the uninterrupted run's, byte for byte")
+
+
+def metadata():
+    # The model file says how to feed it; tapegrad-eval takes the normalization from there.
+    model = train_tiny(SCRATCH / "tiny")
+    data = model.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8 : 8 + header_len])["__metadata__"]
+    expected = {"input_shape": [1, 28, 28], "mean": [0.286], "std": [0.353]}
+    for key, value in expected.items():
+        if json.loads(meta.get(key, "null")) != value:
+            fail(f"__metadata__ {key} is {meta.get(key)!r}, expected {value}")
+    classes = json.loads(meta["classes"])
+    if len(classes) != 10 or classes[0] != "T-shirt/top" or classes[9] != "Ankle boot":
+        fail(f"__metadata__ classes is {classes}")
+    if "Normalization from the model file: mean 0.286, std 0.353" not in expect_success(EVAL, "--model", model, "--limit", 50).stdout:
+        fail("tapegrad-eval does not take the normalization from the model file")
+
+    # Another normalization in the file changes what eval feeds the network.
+    patched = bytearray(data)
+    text = data[8 : 8 + header_len].decode()
+    changed = text.replace('"mean":"[0.286]"', '"mean":"[0.500]"').replace('"std":"[0.353]"', '"std":"[0.250]"')
+    if len(changed) != len(text):
+        fail("could not patch the metadata in place")
+    patched[8 : 8 + header_len] = changed.encode()
+    other = SCRATCH / "other.safetensors"
+    other.write_bytes(bytes(patched))
+    if "Normalization from the model file: mean 0.5, std 0.25" not in expect_success(EVAL, "--model", other, "--limit", 50).stdout:
+        fail("tapegrad-eval ignored the normalization of the model file")
+
+
 CASES = {f.__name__: f for f in (negative_numbers, lr_range, help_defaults, image_shape, output_dir, write_failure,
-                                  nonfinite_logits)}
+                                  nonfinite_logits, resume, metadata)}
 if CASE not in CASES:
     fail(f"unknown case; the cases are {', '.join(CASES)}")
 shutil.rmtree(SCRATCH, ignore_errors=True)

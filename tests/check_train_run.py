@@ -38,9 +38,11 @@ if not epochs[-1]["seconds"] > epochs[0]["seconds"] > 0:
 png = (run / "filters.png").read_bytes()
 if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
     fail("filters.png is not a PNG")
-width, height = struct.unpack(">II", png[16:24])
-if (width, height) != (2 + 32 * (5 * 8 + 2), 2 + 2 * (5 * 8 + 2)):
-    fail(f"filters.png is {width}x{height}, expected two rows of 32 5x5 filters enlarged 8 times")
+width, height, depth, color_type = struct.unpack(">IIBB", png[16:26])
+# Two banks side by side, each 8 filters wide, 14 pixels per weight (and grid lines).
+if width < 2 * 8 * 5 * 14 or not height < width or (depth, color_type) != (8, 2):
+    fail(f"filters.png is {width}x{height} (depth {depth}, colour type {color_type}), expected an 8-bit RGB picture "
+         "of two banks of 32 5x5 filters side by side, 14 pixels per weight")
 
 svg = ET.parse(run / "curves.svg").getroot()
 if not svg.tag.endswith("svg") or len(svg.findall("{http://www.w3.org/2000/svg}polyline")) != 3:
@@ -51,6 +53,10 @@ model = (run / "model.safetensors").read_bytes()
 header = json.loads(model[8 : 8 + header_len])
 if "features.0.weight" not in header or header["features.0.weight"]["shape"] != [32, 1, 5, 5]:
     fail("model.safetensors lacks features.0.weight of shape [32, 1, 5, 5]")
+if not {"input_shape", "mean", "std", "classes"} <= set(header.get("__metadata__", {})):
+    fail(f"model.safetensors' __metadata__ lacks what a reader needs: {header.get('__metadata__')}")
+if not (run / "checkpoint" / "checkpoint.json").exists():
+    fail("the run left no checkpoint")
 
 print(f"check_train_run: {len(epochs)} epochs, train loss {epochs[0]['train_loss']:.3f} -> "
       f"{epochs[-1]['train_loss']:.3f}, test accuracy {epochs[-1]['test_accuracy']:.3f}; files readable")

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <array>
 #include <sstream>
 
 #include <unistd.h>
@@ -29,29 +30,45 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("the filter grid PNG decodes to one row of tiles per bank, with a shared gray scale") {
-  xt::xarray<float> before = xt::zeros<float>({4, 1, 5, 5}), after = xt::zeros<float>({4, 1, 5, 5});
-  before(0, 0, 0, 0) = 1.0f;   // the largest magnitude: white
-  after(1, 0, 0, 0) = -1.0f;   // black
-  after(2, 0, 4, 4) = 0.5f;    // three quarters gray
+TEST_CASE("the filter grid PNG: banks side by side, each weight a square on one diverging colour scale") {
+  xt::xarray<float> before = xt::zeros<float>({10, 1, 5, 5}), after = xt::zeros<float>({10, 1, 5, 5});
+  before(0, 0, 0, 0) = 2.0f;   // the largest magnitude: the red end
+  after(1, 0, 2, 3) = -2.0f;   // the blue end
+  after(9, 0, 4, 4) = 1.0f;    // half way to red
   const auto path = scratch("filters.png").string();
-  const auto [w, h] = report::write_filter_grid(path, {before, after}, 3);
+  const report::FilterGridLayout layout = report::write_filter_grid(path, {before, after}, {"before", "after"}, 6);
   int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = stbi_load(path.c_str(), &width, &height, &channels, 1);
+  unsigned char* pixels = stbi_load(path.c_str(), &width, &height, &channels, 3);
   REQUIRE(pixels != nullptr);
-  CHECK(width == w);
-  CHECK(height == h);
-  CHECK(width == 2 + 4 * (5 * 3 + 2));
-  CHECK(height == 2 + 2 * (5 * 3 + 2));
-  auto at = [&](int bank, int filter, int y, int x) {
-    return int(pixels[(2 + bank * 17 + y) * width + 2 + filter * 17 + x]);
+  CHECK(width == layout.width);
+  CHECK(height == layout.height);
+  CHECK(layout.extent == 2.0f);
+  CHECK(layout.cell == 6);
+  REQUIRE(layout.origin.size() == 2);
+  REQUIRE(layout.origin[1].size() == 10);
+  // The second bank is to the right of the first; filter 8 starts a second row.
+  CHECK(layout.origin[1][0].first > layout.origin[0][7].first);
+  CHECK(layout.origin[0][8].second > layout.origin[0][0].second);
+  CHECK(layout.origin[0][8].first == layout.origin[0][0].first);
+  auto rgb = [&](int bank, int filter, int y, int x) {  // the centre of the weight's square
+    const auto [ox, oy] = layout.origin[std::size_t(bank)][std::size_t(filter)];
+    const unsigned char* p = pixels + ((oy + y * 6 + 2) * width + ox + x * 6 + 2) * 3;
+    return std::array<std::uint8_t, 3>{p[0], p[1], p[2]};
   };
-  CHECK(at(0, 0, 0, 0) == 255);
-  CHECK(at(1, 1, 2, 2) == 0);
-  CHECK(at(1, 2, 14, 14) == 191);
-  CHECK(at(0, 3, 7, 7) == 128);  // zero is mid-gray
-  CHECK(int(pixels[0]) == 255);  // the gaps are white
+  CHECK(rgb(0, 0, 0, 0) == report::diverging_color(1.0f));
+  CHECK(rgb(1, 1, 2, 3) == report::diverging_color(-1.0f));
+  CHECK(rgb(1, 9, 4, 4) == report::diverging_color(0.5f));
+  CHECK(rgb(0, 5, 1, 1) == report::diverging_color(0.0f));
+  // Between two weights, a grid line.
+  const auto [ox, oy] = layout.origin[0][0];
+  const unsigned char* line = pixels + ((oy + 2) * width + ox + 5) * 3;
+  CHECK(int(line[0]) == 190);
   stbi_image_free(pixels);
+
+  // Zero is white, the ends blue and red.
+  CHECK(report::diverging_color(0.0f) == std::array<std::uint8_t, 3>{247, 247, 247});
+  CHECK(report::diverging_color(-1.0f) == std::array<std::uint8_t, 3>{33, 102, 172});
+  CHECK(report::diverging_color(5.0f) == std::array<std::uint8_t, 3>{178, 24, 43});
 }
 
 TEST_CASE("the chart SVG has its title, axes label, a polyline and legend entry per series") {
