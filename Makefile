@@ -83,12 +83,13 @@ test-tsan: deps-clang
 # The libFuzzer targets of tests/fuzz/, each run for FUZZ_SECONDS from the seed
 # corpus that tests/fuzz/make_corpus.py writes. What a run finds (crash-*,
 # timeout-*, oom-*) is left in $(FUZZ_BUILD)/artifacts and fails the target.
-FUZZ_TARGETS := idx idx_gzip safetensors
+FUZZ_TARGETS := idx idx_gzip safetensors optim_state
 fuzz: deps-clang
 	@cmake -S tests/fuzz -B $(FUZZ_BUILD) $(CLANG_CMAKE) \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" > /dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) make_optim_seeds
 	@python3 tests/fuzz/make_corpus.py $(FUZZ_BUILD)/seeds
+	@mkdir -p $(FUZZ_BUILD)/seeds/optim_state && $(FUZZ_BUILD)/make_optim_seeds $(FUZZ_BUILD)/seeds/optim_state
 	@mkdir -p $(FUZZ_BUILD)/artifacts
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
