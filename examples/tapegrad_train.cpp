@@ -327,6 +327,12 @@ int main(int argc, char** argv) {
       optimizer->load(dir + "/" + resumed.optimizer_file, schedule);
       filters_before = tg::nn::load_tensors(dir + "/filters_before.safetensors").get("filters", tg::kFloat32)
                            .to_xarray<float>();
+      // --data may move, but must hold the same training set: another size would change every epoch's batches.
+      const auto saved_size = resumed.state.value("train_images", train.size());
+      if (saved_size != train.size())
+        throw std::runtime_error("--resume " + o.resume + ": the run trained on " + std::to_string(saved_size) +
+                                 " images, but " + o.data_dir + " gives " + std::to_string(train.size()) +
+                                 "; resume it with the data it started with");
       metrics = resumed.metrics;
       step = resumed.state.at("step").get<std::size_t>();
       window_loss = resumed.state.at("window_loss").get<double>();
@@ -391,7 +397,9 @@ int main(int argc, char** argv) {
           {"options", run_options(o)},
           {"model", prefix + ".model.safetensors"},
           {"optimizer", prefix + ".optimizer.safetensors"},
-          {"state", {{"step", step}, {"window_loss", window_loss}, {"window", window}, {"seconds", seconds}}},
+          {"state",
+           {{"step", step}, {"window_loss", window_loss}, {"window", window}, {"seconds", seconds},
+            {"train_images", train.size()}}},
           {"metrics", metrics}};
       replace_file(checkpoint_path(o.out_dir, "checkpoint.json"), checkpoint.dump(1) + '\n');
       std::error_code ec;

@@ -212,6 +212,10 @@ def resume():
     expect_failure(TRAIN, ["--resume", halves, "--seed", "5"], "--seed 5, but the run started with --seed 0")
     expect_failure(TRAIN, ["--resume", halves, "--out", SCRATCH / "elsewhere"], "excludes")
     expect_failure(TRAIN, ["--resume", SCRATCH], f"--resume {SCRATCH}: no checkpoint there")
+    other_data = SCRATCH / "data10"
+    make_dataset(other_data, 28)
+    expect_failure(TRAIN, ["--resume", halves, "--data", other_data],
+                   f"the run trained on 320 images, but {other_data} gives 10", early=False)
     if (halves / "model.safetensors").read_bytes() != before:
         fail("a refused resume changed the model")
 
