@@ -241,9 +241,10 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Train a CNN on Fashion-MNIST with tapegrad"};
   app.footer(
-      "If the run fails, an output directory it created is removed again. At the end of each epoch the run\n"
-      "saves a checkpoint in OUT/checkpoint; --resume OUT continues the run from there and reaches the same\n"
-      "parameters as a run that was never interrupted.");
+      "At the end of each epoch the run saves a checkpoint in OUT/checkpoint; --resume OUT continues the run\n"
+      "from there and reaches the same parameters as a run that was never interrupted. If the run fails before\n"
+      "its first checkpoint, an output directory it created is removed again; after it, the directory is kept\n"
+      "for --resume.");
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.add_option("--epochs", o.epochs, "passes over the training set")->check(cli::in_range(1, 1000));
   app.add_option("--batch-size", o.batch_size, "images per step")->check(cli::in_range<std::size_t>(1, 60000));
@@ -266,6 +267,7 @@ int main(int argc, char** argv) {
       ->check(cli::non_negative());
   CLI11_PARSE(app, argc, argv);
 
+  std::string resume_hint;  // once a checkpoint is written: how to continue after a failure
   try {
     // A resumed run takes the options of its checkpoint; one given again must agree.
     Checkpoint resumed;
@@ -402,6 +404,11 @@ int main(int argc, char** argv) {
             {"train_images", train.size()}}},
           {"metrics", metrics}};
       replace_file(checkpoint_path(o.out_dir, "checkpoint.json"), checkpoint.dump(1) + '\n');
+      out.keep();  // from now on a failure leaves the checkpoint, to resume from
+      resume_hint = epoch < o.epochs ? "the checkpoint of epoch " + std::to_string(epoch) +
+                                           " is kept; continue with: tapegrad-train --resume " + o.out_dir
+                                     : "training finished; the trained model is kept in " +
+                                           checkpoint_path(o.out_dir, prefix + ".model.safetensors").string();
       std::error_code ec;
       for (const char* kind : {".model.safetensors", ".optimizer.safetensors"})
         std::filesystem::remove(checkpoint_path(o.out_dir, "epoch-" + std::to_string(epoch - 1) + kind), ec);
@@ -433,6 +440,7 @@ int main(int argc, char** argv) {
                   o.out_dir.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tapegrad-train: %s\n", e.what());
+    if (!resume_hint.empty()) std::fprintf(stderr, "tapegrad-train: %s\n", resume_hint.c_str());
     return 1;
   }
   return 0;

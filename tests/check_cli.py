@@ -178,6 +178,12 @@ def write_failure():
                                 early=False)
         if "Wrote" in result.stdout:
             fail(f"says it wrote the outputs although {name} failed")
+        # The last epoch's checkpoint was written before the failure: the trained model is not lost.
+        if f"training finished; the trained model is kept in {full}/checkpoint/epoch-1.model.safetensors" \
+                not in result.stderr:
+            fail(f"a run that fails after its last checkpoint does not say where the model is:\n{result.stderr}")
+        if not (full / "checkpoint" / "checkpoint.json").exists():
+            fail("a run that failed after its checkpoint removed it")
 
 
 def nonfinite_logits():
