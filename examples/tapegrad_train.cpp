@@ -294,6 +294,9 @@ int main(int argc, char** argv) {
       if (resumed.epoch >= o.epochs)
         throw std::runtime_error("--resume " + o.resume + ": the run has finished all its " + std::to_string(o.epochs) +
                                  " epochs; there is nothing to resume");
+      if (o.stop_after > 0 && o.stop_after <= resumed.epoch)
+        throw std::runtime_error("--stop-after " + std::to_string(o.stop_after) + ": the run in " + o.resume +
+                                 " has already finished epoch " + std::to_string(resumed.epoch));
       o.out_dir = o.resume;
     }
 

@@ -218,6 +218,7 @@ def resume():
     expect_failure(TRAIN, ["--resume", halves, "--seed", "5"], "--seed 5, but the run started with --seed 0")
     expect_failure(TRAIN, ["--resume", halves, "--out", SCRATCH / "elsewhere"], "excludes")
     expect_failure(TRAIN, ["--resume", SCRATCH], f"--resume {SCRATCH}: no checkpoint there")
+    expect_failure(TRAIN, ["--resume", halves, "--stop-after", "1"], f"the run in {halves} has already finished epoch 1")
     other_data = SCRATCH / "data10"
     make_dataset(other_data, 28)
     expect_failure(TRAIN, ["--resume", halves, "--data", other_data],
