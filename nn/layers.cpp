@@ -1,6 +1,8 @@
 #include "layers.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "../core/tape.hpp"
 #include "../ops/elementwise.hpp"
@@ -88,53 +90,66 @@ Tensor DropoutImpl::forward(const Tensor& x) {
   return mul(x, mask);
 }
 
-// ---- BatchNorm2d ---------------------------------------------------------------
+// ---- Dropout2d -----------------------------------------------------------------
 
-BatchNorm2dImpl::BatchNorm2dImpl(const BatchNorm2dOptions& options) : options(options) {
-  const std::size_t num_features = options.num_features();
-  if (num_features == 0) throw ValueError("BatchNorm2d: num_features must be positive");
-  if (options.affine()) {
-    weight = register_parameter("weight", ones({num_features}));
-    bias = register_parameter("bias", zeros({num_features}));
-  }
-  running_mean = register_buffer("running_mean", zeros({num_features}));
-  running_var = register_buffer("running_var", ones({num_features}));
-  num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, kInt64));
+Dropout2dImpl::Dropout2dImpl(const DropoutOptions& options, Generator& gen) : options(options), gen_(gen.next_u64()) {
+  const double p = options.p();
+  if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout2d: p must be in [0, 1), got " + std::to_string(p));
 }
 
-Tensor BatchNorm2dImpl::forward(const Tensor& x) {
-  const std::size_t num_features = options.num_features();
-  const double eps = options.eps(), momentum = options.momentum();
-  if (x.dim() != 4 || x.shape()[1] != num_features)
-    throw ShapeError("BatchNorm2d: expected input of shape (N, " + std::to_string(num_features) + ", H, W), got " +
-                     shape_str(x.shape()));
-  const Shape per_channel{1, num_features, 1, 1};
-  Tensor mean_c, var_c;  // (1, C, 1, 1)
-  if (is_training()) {
-    const std::size_t count = x.numel() / num_features;
-    if (count < 2)
-      throw ShapeError("BatchNorm2d: training needs more than one value per channel, got input " +
-                       shape_str(x.shape()));
-    mean_c = mean(x, {0, 2, 3}, true);
-    const Tensor centered = sub(x, mean_c);
-    var_c = mean(mul(centered, centered), {0, 2, 3}, true);  // biased, as the normalization uses
-    {
-      NoGradGuard no_grad;  // running statistics are buffers, outside the graph
-      const double unbias = double(count) / double(count - 1);
-      const Shape channels{num_features};
-      running_mean.mul_(1.0 - momentum).add_(mean_c.detach().reshape(channels), momentum);
-      running_var.mul_(1.0 - momentum).add_(var_c.detach().reshape(channels), momentum * unbias);
-      num_batches_tracked.add_(ones({}, kInt64));
-    }
-  } else {
-    mean_c = reshape(running_mean, per_channel);
-    var_c = reshape(running_var, per_channel);
+// One mask value per (sample, channel), broadcast over the channel's pixels.
+Tensor Dropout2dImpl::forward(const Tensor& x) {
+  if (x.dim() != 4) throw ShapeError("Dropout2d: expected input of shape (N, C, H, W), got " + shape_str(x.shape()));
+  const double p = options.p();
+  if (!is_training() || p == 0.0) return x;
+  Tensor mask = empty(Shape{x.shape()[0], x.shape()[1], 1, 1}, x.dtype());
+  visit_floating("Dropout2d", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T keep_scale = T(1.0 / (1.0 - p));
+    T* m = mask.mutable_data<T>();
+    for (std::size_t i = 0, n = mask.numel(); i < n; ++i) m[i] = gen_.uniform() < p ? T(0) : keep_scale;
+  });
+  return mul(x, mask);
+}
+
+// ---- Embedding -----------------------------------------------------------------
+
+EmbeddingImpl::EmbeddingImpl(const EmbeddingOptions& options, Generator& gen) : options(options) {
+  const std::size_t rows = options.num_embeddings(), dim = options.embedding_dim();
+  if (rows == 0 || dim == 0)
+    throw ValueError("Embedding: num_embeddings=" + std::to_string(rows) + " and embedding_dim=" +
+                     std::to_string(dim) + " must be positive");
+  Tensor w = randn({rows, dim}, gen);
+  if (const auto pad = options.padding_idx()) {
+    if (!(*pad >= -std::int64_t(rows) && *pad < std::int64_t(rows)))
+      throw ValueError("Embedding: padding_idx " + std::to_string(*pad) + " is out of range for " +
+                       std::to_string(rows) + " embeddings");
+    const std::size_t row = std::size_t(*pad < 0 ? *pad + std::int64_t(rows) : *pad);
+    float* pw = w.mutable_data<float>();
+    std::fill(pw + row * dim, pw + (row + 1) * dim, 0.0f);
   }
-  // x̂ = (x - mean) · 1/√(var + eps); y = γ·x̂ + β. The reciprocal is taken on
-  // the (1, C, 1, 1) statistics, so the full-size tensors see one mul, not a div.
-  Tensor y = mul(sub(x, mean_c), div(1.0, sqrt(add(var_c, eps))));
-  if (weight.defined()) y = add(mul(y, reshape(weight, per_channel)), reshape(bias, per_channel));
-  return y;
+  weight = register_parameter("weight", w);
+}
+
+Tensor EmbeddingImpl::forward(const Tensor& indices) {
+  const std::size_t rows = options.num_embeddings();
+  if (indices.dtype() != kInt64)
+    throw DtypeError("Embedding: indices must be int64, got " + std::string(dtype_name(indices.dtype())) +
+                     " of shape " + shape_str(indices.shape()));
+  const Tensor flat = indices.contiguous();
+  const std::int64_t* idx = flat.data<std::int64_t>();
+  for (std::size_t i = 0; i < flat.numel(); ++i)
+    if (idx[i] < 0 || std::uint64_t(idx[i]) >= rows)
+      throw ValueError("Embedding(" + std::to_string(rows) + ", " + std::to_string(options.embedding_dim()) +
+                       "): index " + std::to_string(idx[i]) + " in indices of shape " + shape_str(indices.shape()) +
+                       " is outside [0, " + std::to_string(rows) + ")");
+  return embedding(indices, weight, options.padding_idx());
+}
+
+std::string EmbeddingImpl::describe() const {
+  const auto pad = options.padding_idx();
+  return std::to_string(options.num_embeddings()) + ", " + std::to_string(options.embedding_dim()) +
+         (pad ? ", padding_idx=" + std::to_string(*pad) : "");
 }
 
 // ---- containers ----------------------------------------------------------------

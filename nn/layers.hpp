@@ -15,29 +15,24 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "../ops/conv.hpp"
 #include "../ops/elementwise.hpp"
+#include "../ops/embedding.hpp"
 #include "../ops/shape.hpp"
+#include "activations.hpp"
+#include "conv_layers.hpp"
+#include "losses.hpp"
 #include "module.hpp"
-
-// An option with a chainable setter and a getter, as TORCH_ARG:
-// Conv2dOptions(1, 32, 5).padding(2).bias(false); options.padding().
-#define TG_ARG(T, name)                          \
- public:                                         \
-  auto& name(const T& value) {                   \
-    name##_ = value;                             \
-    return *this;                                \
-  }                                              \
-  const T& name() const noexcept { return name##_; } \
-                                                 \
- private:                                        \
-  T name##_
+#include "norm_layers.hpp"
+#include "options.hpp"
 
 namespace tg::nn {
 
@@ -79,17 +74,18 @@ struct AvgPool2dOptions {
   TG_ARG(Size2, padding) = 0;
 };
 
-struct BatchNorm2dOptions {
-  BatchNorm2dOptions(std::size_t num_features) : num_features_(num_features) {}  // NOLINT: implicit on purpose
-  TG_ARG(std::size_t, num_features);
-  TG_ARG(double, eps) = 1e-5;
-  TG_ARG(double, momentum) = 0.1;
-  TG_ARG(bool, affine) = true;
-};
-
 struct DropoutOptions {
   DropoutOptions(double p = 0.5) : p_(p) {}  // NOLINT: implicit on purpose
   TG_ARG(double, p);
+};
+
+struct EmbeddingOptions {
+  EmbeddingOptions(std::size_t num_embeddings, std::size_t embedding_dim)
+      : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
+  TG_ARG(std::size_t, num_embeddings);
+  TG_ARG(std::size_t, embedding_dim);
+  // A row that reads as usual but gets no gradient (negative counts from the end).
+  TG_ARG(std::optional<std::int64_t>, padding_idx) = std::nullopt;
 };
 
 struct LeakyReLUOptions {
@@ -212,23 +208,36 @@ class DropoutImpl : public Module {
 };
 TG_MODULE(Dropout);
 
-// Per channel of (N, C, H, W): training normalizes with the batch mean and
-// (biased) variance and updates running_mean / running_var (unbiased) with
-// `momentum`; eval uses the running statistics. Composed from primitive ops.
-class BatchNorm2dImpl : public Module {
+// Training: zeroes each whole channel of (N, C, H, W) with probability p (one
+// draw per sample and channel) and scales the rest by 1/(1-p); eval: the
+// identity. Masks from the layer's own Generator, as Dropout's.
+class Dropout2dImpl : public Module {
  public:
-  explicit BatchNorm2dImpl(const BatchNorm2dOptions& options);
+  explicit Dropout2dImpl(const DropoutOptions& options = {}, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
-  std::string describe() const override { return std::to_string(options.num_features()); }
+  std::string describe() const override { return "p=" + std::to_string(options.p()); }
+  const DropoutOptions options;
 
-  const BatchNorm2dOptions options;
-  Tensor weight;  // γ, ones (undefined without affine)
-  Tensor bias;    // β, zeros
-  Tensor running_mean;
-  Tensor running_var;
-  Tensor num_batches_tracked;  // int64, shape (), as PyTorch's
+ private:
+  Generator gen_;
 };
-TG_MODULE(BatchNorm2d);
+TG_MODULE(Dropout2d);
+
+// A table of num_embeddings vectors of embedding_dim, looked up by int64
+// index (tg::embedding): indices of any shape -> that shape + (embedding_dim,).
+// The weight starts standard normal, as PyTorch's, with the padding_idx row zero.
+class EmbeddingImpl : public Module {
+ public:
+  EmbeddingImpl(std::size_t num_embeddings, std::size_t embedding_dim, Generator& gen = default_generator())
+      : EmbeddingImpl(EmbeddingOptions(num_embeddings, embedding_dim), gen) {}
+  explicit EmbeddingImpl(const EmbeddingOptions& options, Generator& gen = default_generator());
+  Tensor forward(const Tensor& indices) override;
+  std::string describe() const override;
+
+  const EmbeddingOptions options;
+  Tensor weight;  // (num_embeddings, embedding_dim)
+};
+TG_MODULE(Embedding);
 
 // ---- containers ----------------------------------------------------------------
 

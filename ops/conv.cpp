@@ -162,6 +162,64 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t st
   return reshape(y, Shape{ys[0], ys[1], ys[3]});
 }
 
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2 stride, Size2 padding,
+                        Size2 output_padding, std::int64_t groups_given, Size2 dilation) {
+  const char* op = "conv_transpose2d";
+  const Shape& xs = x.shape();
+  const Shape& ws = w.shape();
+  TG_CHECK(groups_given > 0, ValueError, op << ": groups must be positive, got " << groups_given);
+  const auto groups = std::size_t(groups_given);
+  if (xs.size() != 4) throw ShapeError(std::string(op) + ": input must have shape (N, C, H, W), got " + shape_str(xs));
+  if (ws.size() != 4)
+    throw ShapeError(std::string(op) + ": weight must have shape (C_in, C_out / groups, kh, kw), got " + shape_str(ws));
+  const std::size_t n = xs[0], c_in = xs[1], h = xs[2], wd = xs[3];
+  if (ws[0] != c_in || c_in % groups != 0)
+    throw ShapeError(std::string(op) + ": input " + shape_str(xs) + " has " + std::to_string(c_in) +
+                     " channels but weight " + shape_str(ws) + " with groups = " + std::to_string(groups) +
+                     " expects " + std::to_string(ws[0]) + " (a multiple of groups)");
+  const std::size_t c_out = ws[1] * groups, kh = ws[2], kw = ws[3];
+  if (b.defined() && b.shape() != Shape{c_out})
+    throw ShapeError(std::string(op) + ": bias must have shape (" + std::to_string(c_out) + ",), got " +
+                     shape_str(b.shape()));
+  const Sizes st = sizes(op, "stride", stride), p = sizes(op, "padding", padding),
+              outpad = sizes(op, "output_padding", output_padding), d = sizes(op, "dilation", dilation);
+  TG_CHECK(st.h > 0 && st.w > 0 && d.h > 0 && d.w > 0 && kh > 0 && kw > 0, ValueError,
+           op << ": stride " << stride.str() << ", dilation " << dilation.str() << " and kernel of weight "
+              << shape_str(ws) << " must be positive");
+  TG_CHECK(outpad.h < st.h && outpad.w < st.w, ValueError,
+           op << ": output_padding " << output_padding.str() << " must be smaller than the stride " << stride.str());
+  for (std::size_t v : {st.h, st.w, p.h, p.w, d.h, d.w})
+    TG_CHECK(v <= kMaxElements, ValueError, op << ": size " << v << " is larger than any tensor can be");
+  // The full (unpadded) output, then `padding` cropped from each side.
+  const auto full = [](std::size_t in, std::size_t s, std::size_t dil, std::size_t k, std::size_t extra) {
+    return (in - 1) * s + dil * (k - 1) + extra + 1;
+  };
+  const std::size_t full_h = h ? full(h, st.h, d.h, kh, outpad.h) : 0, full_w = wd ? full(wd, st.w, d.w, kw, outpad.w) : 0;
+  if (h == 0 || wd == 0 || full_h <= 2 * p.h || full_w <= 2 * p.w)
+    throw ShapeError(std::string(op) + ": padding " + padding.str() + " leaves no output for input " + shape_str(xs) +
+                     " and weight " + shape_str(ws) + " (stride " + stride.str() + ", dilation " + dilation.str() +
+                     ")");
+  const std::size_t ho = full_h - 2 * p.h, wo = full_w - 2 * p.w;
+  const std::size_t m = ws[1] * kh * kw;  // one group's rows of columns: C_out/groups · kh · kw
+
+  // x: (N, C_in, H·W); the columns (N, C_out·kh·kw, H·W) hold, for each input
+  // pixel, the kernel weighted by that pixel: wᵀ · x.
+  Tensor cols;
+  if (groups == 1) {
+    // (C_in, M)ᵀ · (N, C_in, H·W) -> (N, M, H·W)
+    cols = gemm(reshape(w, Shape{c_in, m}), reshape(x, Shape{n, c_in, h * wd}), true, false);
+  } else {
+    // (G, C_in/G, M)ᵀ · (N, G, C_in/G, H·W) -> (N, G, M, H·W)
+    cols = gemm(reshape(w, Shape{groups, c_in / groups, m}), reshape(x, Shape{n, groups, c_in / groups, h * wd}),
+                true, false);
+    cols = reshape(cols, Shape{n, groups * m, h * wd});
+  }
+  // Each column added into the output at the window conv2d would read there.
+  const Tensor y = col2im(cols, Size2(std::int64_t(ho), std::int64_t(wo)), Size2(std::int64_t(kh), std::int64_t(kw)),
+                          stride, padding, dilation);
+  return b.defined() ? add(y, reshape(b, Shape{c_out, 1, 1})) : y;
+}
+
 // ============================================================================
 // pooling: window extraction + a reduction
 // ============================================================================

@@ -47,6 +47,19 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {},
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, std::int64_t stride = 1,
               std::int64_t padding = 0, std::int64_t dilation = 1, std::int64_t groups = 1);
 
+// The adjoint of conv2d with the same weight, as torch.nn.functional.conv_transpose2d:
+// x: (N, C_in, H, W), w: (C_in, C_out / groups, kh, kw), b: (C_out,) or
+// undefined -> (N, C_out, Ho, Wo) with
+//   Ho = (H - 1)·stride - 2·padding + dilation·(kh - 1) + output_padding + 1
+// (likewise Wo). Composed as matmul(wᵀ, x) -> col2im: each input pixel
+// scatters its weighted kernel into the output, so the gradients are those
+// of matmul and col2im. output_padding adds rows and columns at the bottom
+// and right (no input reaches them; they hold the bias); it must be smaller
+// than the stride. NOTE: torch also accepts an output_padding below the
+// dilation but not below the stride; that case is refused here.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, Size2 stride = 1, Size2 padding = 0,
+                        Size2 output_padding = 0, std::int64_t groups = 1, Size2 dilation = 1);
+
 // Largest value of each window; stride 0 means stride = kernel. Padding
 // reads -infinity. NOTE: where several elements of a window tie for the
 // maximum, the gradient is split equally between them.
