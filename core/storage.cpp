@@ -1,5 +1,12 @@
 #include "storage.hpp"
 
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
+
+#include <algorithm>
+#include <limits>
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -70,6 +77,18 @@ Storage::~Storage() {
     return;
   }
   std::free(data_);
+}
+
+std::uint64_t system_memory_bytes() {
+#ifdef __linux__
+  struct sysinfo info {};
+  if (::sysinfo(&info) == 0) {
+    const std::uint64_t units = std::uint64_t{info.totalram} + std::uint64_t{info.totalswap};
+    const std::uint64_t unit = std::max<std::uint64_t>(1, info.mem_unit);
+    if (units <= std::numeric_limits<std::uint64_t>::max() / unit) return units * unit;
+  }
+#endif
+  return std::numeric_limits<std::uint64_t>::max();
 }
 
 void set_buffer_cache_limit(std::size_t bytes) {

@@ -39,6 +39,11 @@ class Storage {
   std::uint64_t version_ = 0;
 };
 
+// The most memory this machine could give one allocation: its RAM and swap.
+// Files that declare more are refused before anything is allocated (with
+// overcommit such an allocation may succeed and fail only when touched).
+std::uint64_t system_memory_bytes();
+
 // Upper bound on the bytes kept per thread (default 1 GiB); 0 disables reuse.
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_limit();

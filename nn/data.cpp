@@ -2,9 +2,6 @@
 
 #include <sys/stat.h>
 #include <zlib.h>
-#ifdef __linux__
-#include <sys/sysinfo.h>
-#endif
 
 #include <algorithm>
 #include <array>
@@ -76,21 +73,6 @@ std::uint64_t check_regular_file(const std::string& path) {
   if (S_ISDIR(st.st_mode)) fail(path, "cannot open: is a directory");
   if (!S_ISREG(st.st_mode)) fail(path, std::string("cannot open: ") + file_kind(st.st_mode) + ", not a regular file");
   return static_cast<std::uint64_t>(st.st_size);
-}
-
-// The most memory this machine could give one array: its RAM and swap. A
-// file that declares more is refused before anything is allocated (with
-// overcommit such an allocation may succeed and fail only when touched).
-std::uint64_t memory_limit() {
-#ifdef __linux__
-  struct sysinfo info {};
-  if (::sysinfo(&info) == 0) {
-    const std::uint64_t units = std::uint64_t{info.totalram} + std::uint64_t{info.totalswap};
-    const std::uint64_t unit = std::max<std::uint64_t>(1, info.mem_unit);
-    if (units <= std::numeric_limits<std::uint64_t>::max() / unit) return units * unit;
-  }
-#endif
-  return std::numeric_limits<std::uint64_t>::max();
 }
 
 // An IDX file opened through zlib, which inflates a gzip file (recognised by
@@ -215,7 +197,7 @@ void check_declared_size(const std::string& path, const Shape& shape, std::uint6
     fail(path, "shape " + shape_str(shape) + " declares " + std::to_string(expected) + " bytes of data, more than a " +
                    std::to_string(file_size) + "-byte gzip file can hold");
   }
-  const std::uint64_t memory = memory_limit();
+  const std::uint64_t memory = system_memory_bytes();
   if (expected > memory)
     fail(path, "shape " + shape_str(shape) + " declares " + std::to_string(expected) +
                    " bytes of data, more than this machine's " + std::to_string(memory) + " bytes of memory");

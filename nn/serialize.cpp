@@ -26,7 +26,6 @@
 
 #include <sys/stat.h>
 #ifdef __linux__
-#include <sys/sysinfo.h>
 #endif
 
 namespace tg::nn {
@@ -360,21 +359,6 @@ void check_regular_file(const std::string& path, const char* doing, bool may_be_
                     ", not a regular file");
 }
 
-// The most memory this machine could give one tensor: its RAM and swap. A
-// larger tensor is refused before it is allocated (with overcommit such an
-// allocation may succeed and fail only when touched).
-std::uint64_t memory_limit() {
-#ifdef __linux__
-  struct sysinfo info {};
-  if (::sysinfo(&info) == 0) {
-    const std::uint64_t units = std::uint64_t{info.totalram} + std::uint64_t{info.totalswap};
-    const std::uint64_t unit = std::max<std::uint64_t>(1, info.mem_unit);
-    if (units <= std::numeric_limits<std::uint64_t>::max() / unit) return units * unit;
-  }
-#endif
-  return std::numeric_limits<std::uint64_t>::max();
-}
-
 // Refuses a header whose arrays and objects nest more than kMaxHeaderDepth
 // deep, naming the entry and field, before the parser sees it: a linear scan
 // that skips over strings. Malformed JSON is left to the parser to report.
@@ -438,7 +422,7 @@ void check_bool_bytes(const std::string& path, const Entry& e, const unsigned ch
 Tensor read_values(Header& h, const std::string& path, const Entry& e, Dtype dtype) {
   const std::uint64_t nbytes = e.end - e.begin;  // == numel * element size, validated
   const std::string what = "tensor " + in_quotes(e.name) + " (" + e.dtype + " " + shape_str(e.shape) + ")";
-  const std::uint64_t memory = memory_limit();
+  const std::uint64_t memory = system_memory_bytes();
   if (nbytes > memory)
     throw FileError(path + ": " + what + " takes " + std::to_string(nbytes) + " bytes, more than this machine's " +
                     std::to_string(memory) + " bytes of memory");

@@ -26,17 +26,9 @@
 #include <tapegrad/ops/reduce.hpp>
 #include <tapegrad/ops/shape.hpp>
 
-namespace {
+#include "tensor_values.hpp"
 
-// Every element of t in row-major order, as doubles, whatever t's dtype and strides.
-std::vector<double> values_of(const tg::Tensor& t) {
-  std::vector<double> out;
-  tg::visit_dtype(t.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    for (auto v : t.to_xarray<T>()) out.push_back(double(v));
-  });
-  return out;
-}
+namespace {
 
 // Every element of t, in row-major order, against `expected`.
 void check_values(const tg::Tensor& t, const std::vector<double>& expected, double eps = 1e-6) {

@@ -25,17 +25,9 @@
 #include <tapegrad/ops/reduce.hpp>
 #include <tapegrad/ops/shape.hpp>
 
-namespace {
+#include "tensor_values.hpp"
 
-// Every element of t in row-major order, as doubles, whatever t's dtype and strides.
-std::vector<double> values_of(const tg::Tensor& t) {
-  std::vector<double> out;
-  tg::visit_dtype(t.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    for (auto v : t.to_xarray<T>()) out.push_back(double(v));
-  });
-  return out;
-}
+namespace {
 
 // t's elements against `expected`, exactly (the values here are all representable).
 void check_values(const tg::Tensor& t, const std::vector<double>& expected) {
