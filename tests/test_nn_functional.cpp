@@ -19,7 +19,8 @@ Shape image(tg::Generator& g, std::size_t channel_multiple = 1, std::size_t max_
 
 // Fixed int64 indices into a table of `rows`, with repeats, of shape (2, 3).
 Tensor some_indices(std::size_t rows) {
-  return tg::tensor({{0, std::int64_t(rows - 1), 1 % std::int64_t(rows)}, {0, 0, std::int64_t(rows / 2)}}, tg::kInt64);
+  const double last = double(rows - 1), second = double(1 % rows), middle = double(rows / 2);
+  return tg::tensor({{0, last, second}, {0, 0, middle}}, tg::kInt64);
 }
 
 std::vector<OpCase> layer_cases() {
