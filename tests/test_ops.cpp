@@ -200,6 +200,8 @@ std::vector<OpCase> op_cases() {
       {"sin", one, [](const Inputs& in) { return tg::sin(in[0]); }},
       {"cos", one, [](const Inputs& in) { return tg::cos(in[0]); }},
       {"erf", one, [](const Inputs& in) { return tg::erf(in[0]); }},
+      // sign's own gradient is zero; times x it must give sign(x), to first and second order
+      {"sign", one, [](const Inputs& in) { return tg::sign(in[0]) * in[0]; }, Domain::away_from_0},
       {"scalar to the power", one, [](const Inputs& in) { return tg::pow(2.5, in[0]); }},
       {"mixed float32 and float64", one, [](const Inputs& in) { return in[0] * tg::ones(in[0].shape(), tg::kFloat32); }},
       // reductions
