@@ -59,8 +59,8 @@ test: build
 # Trains the Fashion-MNIST CNN with the default options (3 epochs, a few
 # minutes on two cores) into runs/demo, then evaluates the saved model.
 demo: build
-	@$(BUILD)/examples/tapegrad-train --out runs/demo
-	@$(BUILD)/examples/tapegrad-eval --model runs/demo/model.safetensors
+	@$(BUILD)/apps/tapegrad-train --out runs/demo
+	@$(BUILD)/apps/tapegrad-eval --model runs/demo/model.safetensors
 
 bench: build
 	@OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_ops
@@ -75,7 +75,7 @@ test-asan: deps-clang
 # The memory test (two threads each training a model) under ThreadSanitizer.
 # OpenBLAS is not instrumented: it runs single-threaded here.
 test-tsan: deps-clang
-	@cmake -S . -B $(TSAN_BUILD) $(CLANG_CMAKE) -DTAPEGRAD_BUILD_EXAMPLES=OFF \
+	@cmake -S . -B $(TSAN_BUILD) $(CLANG_CMAKE) -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_APPS=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" > /dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_memory
 	@OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(TSAN_BUILD)/tests/test_memory

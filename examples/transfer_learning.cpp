@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "fashion_cnn.hpp"
+#include "../apps/fashion_cnn.hpp"
 
 namespace nn = tg::nn;
 

@@ -17,7 +17,7 @@
 #include <cstdio>
 #include <string>
 
-#include "../examples/fashion_cnn.hpp"
+#include "../apps/fashion_cnn.hpp"
 
 namespace {
 
@@ -33,24 +33,24 @@ tg::Tensor logits_of(const std::string& model_path, const tg::Tensor& images) {
 int write_logits(const std::string& model, const std::string& data_dir, std::size_t count, const std::string& inputs_out,
                  const std::string& logits_out) {
   tg::data::Normalization norm;
-  if (!read_normalization(tg::nn::load_tensors(model).metadata, norm)) {
+  if (!read_normalization(tg::io::load_tensors(model).metadata, norm)) {
     std::fprintf(stderr, "interop_logits: %s names no normalization in its metadata\n", model.c_str());
     return 1;
   }
   const tg::data::datasets::MNIST test(data_dir, /*train=*/false, count, norm);
   const tg::Tensor images = test.images();
   const tg::Tensor logits = logits_of(model, images);
-  tg::nn::save_tensors(inputs_out, {{"images", images}});
-  tg::nn::save_tensors(logits_out, {{"logits", logits}});
+  tg::io::save_tensors(inputs_out, {{"images", images}});
+  tg::io::save_tensors(logits_out, {{"logits", logits}});
   std::printf("tapegrad logits of %s on %zu test images (mean %s, std %s from the file's metadata)\n", model.c_str(),
               test.size(), shortest_float(norm.mean).c_str(), shortest_float(norm.std).c_str());
   return 0;
 }
 
 int compare(const std::string& model, const std::string& inputs, const std::string& expected_path) {
-  const tg::Tensor images = tg::nn::load_tensors(inputs).get("images", tg::kFloat32);
+  const tg::Tensor images = tg::io::load_tensors(inputs).get("images", tg::kFloat32);
   const auto logits = logits_of(model, images).to_xarray<float>();
-  const auto expected = tg::nn::load_tensors(expected_path).get("logits", tg::kFloat32).to_xarray<float>();
+  const auto expected = tg::io::load_tensors(expected_path).get("logits", tg::kFloat32).to_xarray<float>();
   if (logits.shape() != expected.shape()) {
     std::fprintf(stderr, "interop_logits: the logits have shape %s, the expected ones %s\n",
                  tg::shape_str(tg::Shape(logits.shape().begin(), logits.shape().end())).c_str(),

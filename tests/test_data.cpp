@@ -15,7 +15,7 @@
 
 #include <xtensor/xview.hpp>
 
-#include <tapegrad/nn/data.hpp>
+#include <tapegrad/data/data.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include "special_files.hpp"

@@ -15,7 +15,7 @@
 
 #include <xtensor/xadapt.hpp>
 
-#include <tapegrad/nn/optim.hpp>
+#include <tapegrad/optim/optim.hpp>
 #include <tapegrad/nn/serialize.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -780,7 +780,7 @@ struct Mlp {
   // Weights with the optimizer's weight decay, biases without.
   std::vector<tg::optim::ParamGroup> groups() const { return {{{w1, w2}}, {{b1, b2}, {{"weight_decay", 0.0}}}}; }
   void load(const std::string& path) {
-    const tg::nn::TensorFile file = tg::nn::load_tensors(path);
+    const tg::io::TensorFile file = tg::io::load_tensors(path);
     tg::NoGradGuard no_grad;
     for (auto& [name, p] : named()) {
       tg::Tensor target = p;
@@ -826,7 +826,7 @@ void check_resume(const MakeOptimizer& make_optimizer, const MakeScheduler& make
   auto sched = make_scheduler(*opt);
   for (int t = 0; t < N + M; ++t) {
     if (t == N) {
-      tg::nn::save_tensors(model_path, a.named());
+      tg::io::save_tensors(model_path, a.named());
       opt->save(state_path, *sched);
     }
     step_scheduler(*sched, train_step(a, *opt, t));
@@ -919,7 +919,7 @@ TEST_CASE("save and load without a scheduler; a state saved before any step") {
   CHECK(same_bits(other.state(0, "exp_avg"), adam.state(0, "exp_avg")));
   CHECK(same_bits(other.state(3, "exp_avg_sq"), adam.state(3, "exp_avg_sq")));
   // The file is a safetensors file like any other.
-  const tg::nn::TensorFile file = tg::nn::load_tensors(dir / "three.safetensors");
+  const tg::io::TensorFile file = tg::io::load_tensors(dir / "three.safetensors");
   CHECK(file.metadata.at("optimizer") == "Adam");
   CHECK(file.metadata.at("group.1.lr") == "0.003");
   CHECK(file.metadata.at("param.0") == "float32 (8, 4)");
@@ -938,7 +938,7 @@ TEST_CASE("load refuses a state that does not fit, names the difference and chan
     tg::optim::StepLR step_lr(adam, 2);
     train_step(m, adam, 0);
     adam.save(dir / "adam.safetensors", step_lr);
-    tg::nn::save_tensors(dir / "model.safetensors", m.named());
+    tg::io::save_tensors(dir / "model.safetensors", m.named());
   }
   // Two identical runs; one has every bad file thrown at it.
   Mlp a(3), twin(3);
@@ -957,8 +957,8 @@ TEST_CASE("load refuses a state that does not fit, names the difference and chan
                        doctest::Contains("scheduler: scheduler.name is StepLR in the file, CosineAnnealingLR here"),
                        StateMismatchError);
   CHECK_THROWS_WITH_AS(adam.load(dir / "model.safetensors"), doctest::Contains("not an optimizer state"),
-                       tg::nn::MismatchError);
-  CHECK_THROWS_AS(adam.load(dir / "missing.safetensors"), tg::nn::FileError);
+                       tg::io::MismatchError);
+  CHECK_THROWS_AS(adam.load(dir / "missing.safetensors"), tg::io::FileError);
   {
     Mlp m(3);
     tg::optim::Adam other(m.groups());

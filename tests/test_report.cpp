@@ -12,7 +12,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
 
-#include "../examples/report.hpp"
+#include "../apps/report.hpp"
 
 namespace {
 

@@ -25,6 +25,7 @@
 
 namespace fs = std::filesystem;
 namespace nn = tg::nn;
+namespace io = tg::io;
 using tg::Shape;
 
 namespace {
@@ -210,7 +211,7 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
 
   const std::string path = dir / "mixed.safetensors";
   const nn::Metadata metadata{{"epoch", "3"}, {"note", "größe und ümlaut"}};
-  nn::save_tensors(path,
+  io::save_tensors(path,
                    {{"special", special},
                     {"cube", cube},
                     {"scalar", scalar},
@@ -222,7 +223,7 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
                     {"a.dotted/name with spaces", cube}},
                    metadata);
 
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   CHECK(file.path == path);
   CHECK(file.metadata == metadata);
   REQUIRE(file.tensors.size() == 9);
@@ -272,17 +273,17 @@ TEST_CASE("save_tensors / load_tensors round-trip float and double tensors to th
   // A vector like the one named_parameters() returns, and an existing file
   // is overwritten.
   const std::vector<std::pair<std::string, tg::Tensor>> doubles{{"x", matrix}, {"y", dscalar}};
-  nn::save_tensors(path, doubles);
-  const nn::TensorFile again = nn::load_tensors(path);
+  io::save_tensors(path, doubles);
+  const io::TensorFile again = io::load_tensors(path);
   REQUIRE(again.tensors.size() == 2);
   CHECK(again.metadata.empty());
   CHECK(same_bits(again.get("y"), dscalar));
   CHECK(read_bytes(path).find("__metadata__") == std::string::npos);
 
   // No tensors at all: "{}" padded to 8 bytes.
-  nn::save_tensors(path, std::vector<std::pair<std::string, tg::Tensor>>{});
+  io::save_tensors(path, std::vector<std::pair<std::string, tg::Tensor>>{});
   CHECK(read_bytes(path) == le64(8) + "{}      ");
-  CHECK(nn::load_tensors(path).tensors.empty());
+  CHECK(io::load_tensors(path).tensors.empty());
 }
 
 TEST_CASE("save_tensors / load_tensors round-trip I64 and BOOL tensors exactly") {
@@ -301,14 +302,14 @@ TEST_CASE("save_tensors / load_tensors round-trip I64 and BOOL tensors exactly")
   REQUIRE(bools.dtype() == tg::kBool);
 
   const std::string path = dir / "ints.safetensors";
-  nn::save_tensors(path, {{"ints", ints},
+  io::save_tensors(path, {{"ints", ints},
                           {"bools", bools},
                           {"int_scalar", int_scalar},
                           {"bool_scalar", bool_scalar},
                           {"int_empty", int_empty},
                           {"bool_empty", bool_empty},
                           {"float", mixed_float}});
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   REQUIRE(file.tensors.size() == 7);
   CHECK(file.at("ints").dtype == "I64");
   CHECK(file.at("bools").dtype == "BOOL");
@@ -352,8 +353,8 @@ TEST_CASE("save_tensors writes a strided view as its elements in row-major order
   REQUIRE_FALSE(swapped.is_contiguous());
   REQUIRE_FALSE(int_view.is_contiguous());
   const std::string path = dir / "views.safetensors";
-  nn::save_tensors(path, {{"swapped", swapped}, {"column", column}, {"ints", int_view}});
-  const nn::TensorFile file = nn::load_tensors(path);
+  io::save_tensors(path, {{"swapped", swapped}, {"column", column}, {"ints", int_view}});
+  const io::TensorFile file = io::load_tensors(path);
   CHECK(file.at("swapped").shape == Shape{4, 3, 2});
   CHECK(same_bits(file.get("swapped"), swapped.to_xarray<float>()));
   CHECK(same_bits(file.get("column"), column.to_xarray<float>()));
@@ -367,12 +368,12 @@ TEST_CASE("a BOOL byte other than 0 or 1 is a FormatError naming the tensor and 
   const std::string path = dir / "corrupt.safetensors";
   write_bytes(path, st_file("{" + entry("ok", "BOOL", "[2]", 0, 2) + "," + entry("m", "BOOL", "[3]", 2, 5) + "}",
                             std::string("\1\0\1\2\0", 5)));
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path),
+  CHECK_THROWS_WITH_AS(io::load_tensors(path),
                        doctest::Contains((path + ": tensor \"m\": BOOL element 1 is byte 2, not 0 or 1").c_str()),
-                       nn::FormatError);
+                       io::FormatError);
   write_bytes(path, st_file("{" + entry("m", "BOOL", "[1]", 0, 1) + "}", std::string("\xff", 1)));
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains("BOOL element 0 is byte 255, not 0 or 1"),
-                       nn::FormatError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(path), doctest::Contains("BOOL element 0 is byte 255, not 0 or 1"),
+                       io::FormatError);
   // Into a module: refused before anything is copied.
   struct Masked : nn::Module {
     Masked() {
@@ -385,28 +386,60 @@ TEST_CASE("a BOOL byte other than 0 or 1 is a FormatError naming the tensor and 
   write_bytes(path, st_file("{" + entry("a", "F32", "[1]", 0, 4) + "," + entry("m", "BOOL", "[1]", 4, 5) + "}",
                             le_bytes(xt::xarray<float>{5.0f}) + std::string("\3", 1)));
   CHECK_THROWS_WITH_AS(nn::load(masked, path), doctest::Contains("tensor \"m\": BOOL element 0 is byte 3"),
-                       nn::FormatError);
+                       io::FormatError);
   CHECK(masked.find("a").item<float>() == 1.0f);
+}
+
+TEST_CASE("SafetensorsReader lists the header and reads one tensor at a time") {
+  TempDir dir;
+  const std::string path = dir / "lazy.safetensors";
+  // "a" is readable F32, "i" an I32 tapegrad lists but does not read, "m" a
+  // BOOL with a bad byte that only reading it can find.
+  write_bytes(path, st_file("{\"__metadata__\":{\"k\":\"v\"}," + entry("a", "F32", "[2]", 0, 8) + "," +
+                                entry("i", "I32", "[1]", 8, 12) + "," + entry("m", "BOOL", "[1]", 12, 13) + "}",
+                            le_bytes(xt::xarray<float>{1.5f, -2.0f}) + std::string("\0\0\0\0\7", 5)));
+  io::SafetensorsReader reader(path);
+  CHECK(reader.path() == path);
+  CHECK(reader.metadata() == io::Metadata{{"k", "v"}});
+  REQUIRE(reader.entries().size() == 3);
+  CHECK(reader.entries()[1].name == "i");
+  CHECK(reader.entries()[1].dtype == "I32");
+  CHECK(reader.entries()[1].shape == tg::Shape{1});
+  CHECK(reader.entries()[1].begin == 8);
+  CHECK(reader.entries()[1].end == 12);
+  CHECK(reader.find("absent") == nullptr);
+  const tg::Tensor a = reader.read(*reader.find("a"));
+  CHECK(a.dtype() == tg::kFloat32);
+  CHECK(a.data<float>()[0] == 1.5f);
+  CHECK(a.data<float>()[1] == -2.0f);
+  CHECK_THROWS_WITH_AS(reader.read(*reader.find("i")), doctest::Contains("tensor \"i\" is I32, whose values are not read"),
+                       io::MismatchError);
+  CHECK_THROWS_WITH_AS(reader.read(*reader.find("m")), doctest::Contains("BOOL element 0 is byte 7"), io::FormatError);
+  // Reading all of it, as load_tensors does, meets the bad byte.
+  CHECK_THROWS_AS(io::load_tensors(path), io::FormatError);
+  // The header's checks come first, at construction.
+  write_bytes(path, st_file("{" + entry("a", "F32", "[2]", 0, 8) + "}", std::string(4, '\0')));
+  CHECK_THROWS_WITH_AS(io::SafetensorsReader{path}, doctest::Contains("truncated data section"), io::FormatError);
 }
 
 TEST_CASE("TensorFile::get and at check the name and the dtype") {
   TempDir dir;
   const std::string path = dir / "t.safetensors";
-  nn::save_tensors(path, {{"f", tg::ones({2})},
+  io::save_tensors(path, {{"f", tg::ones({2})},
                           {"d", tg::ones({2}, tg::kFloat64)},
                           {"i", tg::ones({2}, tg::kInt64)},
                           {"b", tg::ones({2}, tg::kBool)}});
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   CHECK(file.contains("f"));
   CHECK_FALSE(file.contains("g"));
-  CHECK_THROWS_WITH_AS(file.at("g"), doctest::Contains((path + ": no tensor named \"g\"").c_str()), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get("g"), doctest::Contains("no tensor named \"g\""), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get("g", tg::kFloat32), doctest::Contains("no tensor named \"g\""), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(file.at("g"), doctest::Contains((path + ": no tensor named \"g\"").c_str()), io::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("g"), doctest::Contains("no tensor named \"g\""), io::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("g", tg::kFloat32), doctest::Contains("no tensor named \"g\""), io::MismatchError);
   CHECK_THROWS_WITH_AS(file.get("f", tg::kFloat64),
-                       doctest::Contains((path + ": tensor \"f\" is F32, not F64").c_str()), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get("d", tg::kFloat32), doctest::Contains("tensor \"d\" is F64, not F32"), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get("i", tg::kFloat32), doctest::Contains("tensor \"i\" is I64, not F32"), nn::MismatchError);
-  CHECK_THROWS_WITH_AS(file.get("b", tg::kInt64), doctest::Contains("tensor \"b\" is BOOL, not I64"), nn::MismatchError);
+                       doctest::Contains((path + ": tensor \"f\" is F32, not F64").c_str()), io::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("d", tg::kFloat32), doctest::Contains("tensor \"d\" is F64, not F32"), io::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("i", tg::kFloat32), doctest::Contains("tensor \"i\" is I64, not F32"), io::MismatchError);
+  CHECK_THROWS_WITH_AS(file.get("b", tg::kInt64), doctest::Contains("tensor \"b\" is BOOL, not I64"), io::MismatchError);
   CHECK(file.get("f", tg::kFloat32).dtype() == tg::kFloat32);
   CHECK(file.get("d", tg::kFloat64).dtype() == tg::kFloat64);
   CHECK(file.get("i", tg::kInt64).dtype() == tg::kInt64);
@@ -421,7 +454,7 @@ TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
       R"("half":{"dtype":"BF16","shape":[1],"data_offsets":[8,10]},)"
       R"("w":{"dtype":"F32","shape":[1],"data_offsets":[10,14]}})";
   write_bytes(path, st_file(header, std::string("\x07\0\0\0\xff\xff\xff\xff\x80\x3f", 10) + le_bytes(xt::xarray<float>{1.5f})));
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   REQUIRE(file.tensors.size() == 3);
   CHECK(file.at("counts").dtype == "I32");
   CHECK(file.at("counts").shape == Shape{2});
@@ -430,11 +463,11 @@ TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
   CHECK(file.get("w").item<float>() == 1.5f);
   CHECK_THROWS_WITH_AS(file.get("counts", tg::kFloat32),
                        doctest::Contains("tensor \"counts\" is I32, not F32 (only F32, F64, I64 and BOOL values are read)"),
-                       nn::MismatchError);
+                       io::MismatchError);
   CHECK_THROWS_WITH_AS(file.get("half"),
                        doctest::Contains((path + ": tensor \"half\" is BF16, whose values are not read (only F32, F64, "
                                                  "I64 and BOOL are)").c_str()),
-                       nn::MismatchError);
+                       io::MismatchError);
 
   // A module wanting one of them: a dtype mismatch, whatever the module's dtype.
   struct One : nn::Module {
@@ -445,25 +478,25 @@ TEST_CASE("a file may hold dtypes tapegrad does not load: listed, not read") {
   const std::string two = dir / "two.safetensors";
   write_bytes(two, st_file(R"({"counts":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\1')));
   CHECK_THROWS_WITH_AS(nn::load(one, two), doctest::Contains("dtype of counts: I32 in the file, F32 in the module"),
-                       nn::MismatchError);
+                       io::MismatchError);
   one.to(tg::kFloat64);
   CHECK_THROWS_WITH_AS(nn::load(one, two), doctest::Contains("dtype of counts: I32 in the file, F64 in the module"),
-                       nn::MismatchError);
+                       io::MismatchError);
 }
 
 TEST_CASE("save_tensors rejects undefined tensors, duplicate and reserved names, invalid UTF-8") {
   TempDir dir;
   const std::string path = dir / "bad.safetensors";
   const tg::Tensor t = tg::ones({1});
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"a", t}, {"a", tg::ones({1}, tg::kFloat64)}}),
+  CHECK_THROWS_WITH_AS(io::save_tensors(path, {{"a", t}, {"a", tg::ones({1}, tg::kFloat64)}}),
                        doctest::Contains(("save_tensors: " + path + ": duplicate tensor name \"a\"").c_str()),
                        tg::ValueError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"__metadata__", t}}), doctest::Contains("\"__metadata__\" is reserved"),
+  CHECK_THROWS_WITH_AS(io::save_tensors(path, {{"__metadata__", t}}), doctest::Contains("\"__metadata__\" is reserved"),
                        tg::ValueError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"u", tg::Tensor()}}), doctest::Contains("tensor \"u\" is undefined"),
+  CHECK_THROWS_WITH_AS(io::save_tensors(path, {{"u", tg::Tensor()}}), doctest::Contains("tensor \"u\" is undefined"),
                        tg::ValueError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"bad\xff", t}}), doctest::Contains("is not valid UTF-8"), tg::ValueError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(path, {{"a", t}}, {{"k", "\xc3"}}),
+  CHECK_THROWS_WITH_AS(io::save_tensors(path, {{"bad\xff", t}}), doctest::Contains("is not valid UTF-8"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(io::save_tensors(path, {{"a", t}}, {{"k", "\xc3"}}),
                        doctest::Contains("metadata value of \"k\" is not valid UTF-8"), tg::ValueError);
   CHECK_FALSE(fs::exists(path));  // nothing written
 }
@@ -471,22 +504,22 @@ TEST_CASE("save_tensors rejects undefined tensors, duplicate and reserved names,
 TEST_CASE("I/O errors name the path") {
   TempDir dir;
   const std::string missing = dir / "missing.safetensors";
-  CHECK_THROWS_WITH_AS(nn::load_tensors(missing), doctest::Contains((missing + ": cannot open for reading").c_str()),
-                       nn::FileError);
-  CHECK_THROWS_WITH_AS(nn::load_tensors(dir.path.string()),
+  CHECK_THROWS_WITH_AS(io::load_tensors(missing), doctest::Contains((missing + ": cannot open for reading").c_str()),
+                       io::FileError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(dir.path.string()),
                        doctest::Contains((dir.path.string() + ": cannot open for reading: it is a directory").c_str()),
-                       nn::FileError);
+                       io::FileError);
 
   const std::string unwritable = dir / "no-such-directory/model.safetensors";
-  CHECK_THROWS_WITH_AS(nn::save_tensors(unwritable, {{"a", tg::ones({1})}}),
-                       doctest::Contains((unwritable + ": cannot open for writing").c_str()), nn::FileError);
+  CHECK_THROWS_WITH_AS(io::save_tensors(unwritable, {{"a", tg::ones({1})}}),
+                       doctest::Contains((unwritable + ": cannot open for writing").c_str()), io::FileError);
   tg::Generator gen(1);
   Tiny net(gen);
   CHECK_THROWS_WITH_AS(nn::save(net, unwritable), doctest::Contains((unwritable + ": cannot open for writing").c_str()),
-                       nn::FileError);
-  CHECK_THROWS_WITH_AS(nn::load(net, missing), doctest::Contains(missing.c_str()), nn::FileError);
-  CHECK_THROWS_WITH_AS(nn::save_tensors(dir.path.string(), {{"a", tg::ones({1})}}),
-                       doctest::Contains((dir.path.string() + ": cannot open for writing").c_str()), nn::FileError);
+                       io::FileError);
+  CHECK_THROWS_WITH_AS(nn::load(net, missing), doctest::Contains(missing.c_str()), io::FileError);
+  CHECK_THROWS_WITH_AS(io::save_tensors(dir.path.string(), {{"a", tg::ones({1})}}),
+                       doctest::Contains((dir.path.string() + ": cannot open for writing").c_str()), io::FileError);
 }
 
 // ============================================================================
@@ -504,7 +537,7 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
   const std::string path = dir / "tiny.safetensors";
   nn::save(source, path, {{"format", "tapegrad"}});
 
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   std::vector<std::string> names;
   for (const auto& t : file.tensors) {
     names.push_back(t.name);
@@ -551,7 +584,7 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
                                 "," + entry("head.weight", "F32", "[1]", 46, 50) + "}",
                             std::string(50, '\0')));
   const std::string head = path + ": does not match the module (Tiny), 7 differences:";
-  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(head.c_str()), nn::MismatchError);
+  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(head.c_str()), io::MismatchError);
   for (const char* line : {"\n  shape of weight: (3, 2) in the file, (2, 3) in the module\n",
                            "\n  dtype of bias: I32 in the file, F32 in the module\n",
                            "\n  shape of inner.scale: (2,) in the file, (1,) in the module\n",
@@ -559,14 +592,14 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
                            "\n  missing in file: running\n", "\n  unexpected in file: stray\n",
                            "\n  unexpected in file: head.weight"}) {
     INFO(line);
-    CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(line), nn::MismatchError);
+    CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(line), io::MismatchError);
   }
   const auto after = state_of(net);
   for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, values[i]));
 
   // Dtypes tapegrad reads are no difference (they convert, see below); only
   // shapes and names are.
-  nn::save_tensors(path, {{"weight", tg::zeros({3, 2}, tg::kFloat64)},
+  io::save_tensors(path, {{"weight", tg::zeros({3, 2}, tg::kFloat64)},
                           {"bias", tg::zeros({3}, tg::kFloat64)},
                           {"inner.scale", tg::zeros({2}, tg::kInt64)},
                           {"inner.count", tg::zeros({})},
@@ -577,7 +610,7 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
                                                  "weight: (3, 2) in the file, (2, 3) in the module\n  shape of "
                                                  "inner.scale: (2,) in the file, (1,) in the module\n  unexpected in "
                                                  "file: stray").c_str()),
-                       nn::MismatchError);
+                       io::MismatchError);
   for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, values[i]));
 
   const std::string floats = dir / "floats.safetensors";
@@ -586,11 +619,11 @@ TEST_CASE("load reports every mismatch in one exception and changes nothing") {
   Tiny wide(gen, {2, 4});
   CHECK_THROWS_WITH_AS(nn::load(wide, floats),
                        doctest::Contains("1 difference:\n  shape of weight: (2, 3) in the file, (2, 4) in the module"),
-                       nn::MismatchError);
+                       io::MismatchError);
 
   // A corrupt file is a FormatError, whatever the module.
   write_bytes(floats, "short");
-  CHECK_THROWS_AS(nn::load(net, floats), nn::FormatError);
+  CHECK_THROWS_AS(nn::load(net, floats), io::FormatError);
 }
 
 TEST_CASE("a non-strict load returns the missing and unexpected keys and loads the rest") {
@@ -599,10 +632,10 @@ TEST_CASE("a non-strict load returns the missing and unexpected keys and loads t
   Tiny source(gen), target(gen);
   // The file: source's weight and inner.scale, plus a name target lacks.
   const std::string path = dir / "partial.safetensors";
-  nn::save_tensors(path, {{"weight", source.find("weight")}, {"inner.scale", source.find("inner.scale")},
+  io::save_tensors(path, {{"weight", source.find("weight")}, {"inner.scale", source.find("inner.scale")},
                           {"classifier.weight", tg::ones({2})}});
   const tg::Tensor bias_before = target.find("bias").clone();
-  CHECK_THROWS_AS(nn::load(target, path), nn::MismatchError);  // strict by default
+  CHECK_THROWS_AS(nn::load(target, path), io::MismatchError);  // strict by default
   const nn::LoadResult result = nn::load(target, path, /*strict=*/false);
   CHECK(result.missing_keys == std::vector<std::string>{"bias", "running", "inner.count"});
   CHECK(result.unexpected_keys == std::vector<std::string>{"classifier.weight"});
@@ -610,9 +643,9 @@ TEST_CASE("a non-strict load returns the missing and unexpected keys and loads t
   CHECK(tg::eq(target.find("inner.scale"), source.find("inner.scale")).sum().item() == 1);
   CHECK(tg::eq(target.find("bias"), bias_before).sum().item() == 3);  // untouched
   // A shape mismatch of a name both hold is still an error.
-  nn::save_tensors(path, {{"weight", tg::ones({3, 2})}});
+  io::save_tensors(path, {{"weight", tg::ones({3, 2})}});
   CHECK_THROWS_WITH_AS(nn::load(target, path, false), doctest::Contains("shape of weight: (3, 2) in the file"),
-                       nn::MismatchError);
+                       io::MismatchError);
 }
 
 TEST_CASE("load converts values to the module's dtypes, as torch's load_state_dict does") {
@@ -646,7 +679,7 @@ TEST_CASE("load converts values to the module's dtypes, as torch's load_state_di
   }
   const std::string doubles = dir / "doubles.safetensors";
   nn::save(wide_values, doubles);
-  CHECK(nn::load_tensors(doubles).at("weight").dtype == "F64");
+  CHECK(io::load_tensors(doubles).at("weight").dtype == "F64");
   nn::load(net, doubles);
   for (const auto& named : state_of(net)) {  // not [name, tensor]: INFO captures name in a lambda
     const std::string& name = named.first;
@@ -661,7 +694,7 @@ TEST_CASE("load converts values to the module's dtypes, as torch's load_state_di
 
   // I64 and BOOL into floating tensors: their values.
   const std::string ints = dir / "ints.safetensors";
-  nn::save_tensors(ints, {{"weight", tg::tensor({{-3, 0, 7}, {1, 2, 16777216}}, tg::kInt64)},
+  io::save_tensors(ints, {{"weight", tg::tensor({{-3, 0, 7}, {1, 2, 16777216}}, tg::kInt64)},
                           {"bias", tg::tensor({1, 0, 1}, tg::kBool)},
                           {"inner.scale", tg::tensor({5}, tg::kInt64)},
                           {"running", tg::tensor({0, 0, 1}, tg::kBool)},
@@ -700,7 +733,7 @@ TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, a
 
   const std::string path = dir / "bn.safetensors";
   nn::save(*source, path);
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   CHECK(file.at("num_batches_tracked").dtype == "I64");
   CHECK(file.at("num_batches_tracked").shape == Shape{});
   CHECK(file.at("running_mean").dtype == "F32");
@@ -726,8 +759,8 @@ TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, a
   std::vector<std::pair<std::string, tg::Tensor>> old_style;
   for (const auto& [name, tensor] : state_of(*source))
     old_style.emplace_back(name, name == "num_batches_tracked" ? tg::scalar_tensor(7.0) : tensor);
-  nn::save_tensors(path, old_style);
-  CHECK(nn::load_tensors(path).at("num_batches_tracked").dtype == "F32");
+  io::save_tensors(path, old_style);
+  CHECK(io::load_tensors(path).at("num_batches_tracked").dtype == "F32");
   nn::load(*target, path);
   CHECK(target->num_batches_tracked.dtype() == tg::kInt64);
   CHECK(target->num_batches_tracked.item<std::int64_t>() == 7);
@@ -739,23 +772,23 @@ TEST_CASE("BatchNorm2d's int64 num_batches_tracked is saved as I64 and loaded, a
     old_style.back().second = tg::scalar_tensor(bad, tg::kFloat64);
     REQUIRE(old_style.back().first == "num_batches_tracked");
     old_style[0].second = tg::zeros({3});  // weight: would change if anything were copied
-    nn::save_tensors(path, old_style);
+    io::save_tensors(path, old_style);
     CHECK_THROWS_WITH_AS(nn::load(*target, path),
                          doctest::Contains((path + ": tensor \"num_batches_tracked\": element 0 of the file's F64 "
                                                    "value is ").c_str()),
-                         nn::MismatchError);
+                         io::MismatchError);
     CHECK_THROWS_WITH_AS(nn::load(*target, path),
-                         doctest::Contains("which the module's int64 tensor cannot hold exactly"), nn::MismatchError);
+                         doctest::Contains("which the module's int64 tensor cannot hold exactly"), io::MismatchError);
     const auto after = state_of(*target);
     for (std::size_t i = 0; i < after.size(); ++i) CHECK(same_bits(after[i].second, before[i]));
   }
   // The largest exact value still loads; BOOL converts to 0 or 1.
   old_style.back().second = tg::scalar_tensor(-9223372036854775808.0, tg::kFloat64);
-  nn::save_tensors(path, old_style);
+  io::save_tensors(path, old_style);
   nn::load(*target, path);
   CHECK(target->num_batches_tracked.item<std::int64_t>() == std::numeric_limits<std::int64_t>::min());
   old_style.back().second = tg::scalar_tensor(1, tg::kBool);
-  nn::save_tensors(path, old_style);
+  io::save_tensors(path, old_style);
   nn::load(*target, path);
   CHECK(target->num_batches_tracked.item<std::int64_t>() == 1);
 }
@@ -768,7 +801,7 @@ TEST_CASE("a float64 BatchNorm2d saves F64 (and I64) and loads F64 exactly") {
   CHECK(source->num_batches_tracked.dtype() == tg::kInt64);  // integer buffers keep their dtype
   const std::string path = dir / "bn64.safetensors";
   nn::save(*source, path);
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   for (const auto& t : file.tensors) {
     INFO(t.name);
     CHECK(t.dtype == (t.name == "num_batches_tracked" ? "I64" : "F64"));
@@ -793,17 +826,17 @@ TEST_CASE("a bool tensor in a module takes only 0 and 1") {
     std::string type_name() const override { return "Masked"; }
   } masked;
   const std::string path = dir / "mask.safetensors";
-  nn::save_tensors(path, {{"mask", tg::tensor({1, 0, 1}, tg::kInt64)}});
+  io::save_tensors(path, {{"mask", tg::tensor({1, 0, 1}, tg::kInt64)}});
   nn::load(masked, path);
   CHECK(same_bits(masked.find("mask"), xt::xarray<bool>{true, false, true}));
-  nn::save_tensors(path, {{"mask", tg::tensor({0, 2, 1}, tg::kInt64)}});
+  io::save_tensors(path, {{"mask", tg::tensor({0, 2, 1}, tg::kInt64)}});
   CHECK_THROWS_WITH_AS(nn::load(masked, path),
                        doctest::Contains("tensor \"mask\": element 1 of the file's I64 value is 2, which the module's "
                                          "bool tensor cannot hold exactly"),
-                       nn::MismatchError);
+                       io::MismatchError);
   CHECK(same_bits(masked.find("mask"), xt::xarray<bool>{true, false, true}));
   nn::save(masked, path);
-  CHECK(nn::load_tensors(path).at("mask").dtype == "BOOL");
+  CHECK(io::load_tensors(path).at("mask").dtype == "BOOL");
 }
 
 // ============================================================================
@@ -824,7 +857,7 @@ TEST_CASE("python's json + struct reader reads what save_tensors writes") {
   const tg::Tensor steps(xt::xarray<std::int64_t>{std::numeric_limits<std::int64_t>::min(), -1, 0,
                                                   (std::int64_t{1} << 53) + 1, std::numeric_limits<std::int64_t>::max()});
   const tg::Tensor mask(xt::xarray<bool>{{true, false, false}, {true, true, false}});
-  nn::save_tensors(path,
+  io::save_tensors(path,
                    {{"w", w}, {"special", special}, {"d", d}, {"scalar", scalar}, {"empty", empty}, {"steps", steps},
                     {"mask", mask}},
                    {{"epoch", "12"}, {"note", "größe mit leerzeichen"}});
@@ -903,7 +936,7 @@ TEST_CASE("load_tensors reads exactly what python's json + struct writer writes"
   INFO("script output:\n", run.output);
   REQUIRE(run.status == 0);
 
-  const nn::TensorFile file = nn::load_tensors(path);
+  const io::TensorFile file = io::load_tensors(path);
   CHECK(file.metadata == nn::Metadata{{"format", "pt"}, {"source", "safetensors_check.py"}});
   std::vector<std::string> names;
   for (const auto& t : file.tensors) names.push_back(t.name);
@@ -927,7 +960,7 @@ TEST_CASE("load_tensors reads exactly what python's json + struct writer writes"
   CHECK(same_bits(file.get("mask"), mask));
 
   // And what tapegrad writes from it, python reads back the same.
-  nn::save_tensors(dir / "back.safetensors", {{"weight", file.get("weight")},
+  io::save_tensors(dir / "back.safetensors", {{"weight", file.get("weight")},
                                               {"column", file.get("column")},
                                               {"steps", file.get("steps")},
                                               {"mask", file.get("mask")}});
@@ -953,7 +986,7 @@ void check_corrupt(const TempDir& dir, const std::string& bytes, const std::stri
   const std::string path = dir / "corrupt.safetensors";
   write_bytes(path, bytes);
   INFO("expected: ", part);
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains((path + ": " + part).c_str()), nn::FormatError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(path), doctest::Contains((path + ": " + part).c_str()), io::FormatError);
 }
 
 }  // namespace
@@ -983,8 +1016,8 @@ TEST_CASE("corrupt files: the length and the header") {
   const std::string big = dir / "big.safetensors";
   write_bytes(big, le64(200'000'000) + "{}");
   fs::resize_file(big, 200'000'100);
-  CHECK_THROWS_WITH_AS(nn::load_tensors(big), doctest::Contains("header length 200000000 exceeds the limit"),
-                       nn::FormatError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(big), doctest::Contains("header length 200000000 exceeds the limit"),
+                       io::FormatError);
 }
 
 TEST_CASE("corrupt files: entries with missing or ill-typed fields, unknown dtypes") {
@@ -1051,18 +1084,18 @@ TEST_CASE("corrupt files: offsets and the data section") {
 
   // A file cut short anywhere is rejected, never read past its end.
   const std::string path = dir / "whole.safetensors";
-  nn::save_tensors(path, {{"a", tg::ones({3})}, {"b", tg::ones({2, 2}, tg::kFloat64)}, {"c", tg::ones({2}, tg::kInt64)},
+  io::save_tensors(path, {{"a", tg::ones({3})}, {"b", tg::ones({2, 2}, tg::kFloat64)}, {"c", tg::ones({2}, tg::kInt64)},
                           {"d", tg::ones({3}, tg::kBool)}});
   const std::string whole = read_bytes(path);
   for (std::size_t size = 0; size < whole.size(); ++size) {
     write_bytes(path, whole.substr(0, size));
-    CHECK_THROWS_AS(nn::load_tensors(path), nn::FormatError);
+    CHECK_THROWS_AS(io::load_tensors(path), io::FormatError);
   }
   // Empty tensors share offsets without overlapping.
   write_bytes(path, st_file("{" + entry("e", "F32", "[0]", 0, 0) + "," + entry("f", "F64", "[0,2]", 0, 0) + "," +
                             entry("a", "F32", "[1]", 0, 4) + "," + entry("z", "F32", "[0]", 4, 4) + "}",
                             le_bytes(xt::xarray<float>{7.0f})));
-  const nn::TensorFile ok = nn::load_tensors(path);
+  const io::TensorFile ok = io::load_tensors(path);
   REQUIRE(ok.tensors.size() == 4);
   CHECK(ok.tensors[0].name == "e");
   CHECK(ok.tensors[1].name == "f");
@@ -1078,10 +1111,10 @@ TEST_CASE("deeply nested or huge header values give a short message, never a cra
   const std::string nested = std::string(deep, '[') + std::string(deep, ']');
   write_bytes(path, st_file(R"({"w":{"dtype":"F32","shape":)" + nested + R"(,"data_offsets":[0,0]}})"));
   const std::string part = path + ": tensor \"w\": \"shape\" nests arrays or objects more than 16 deep";
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(part.c_str()), nn::FormatError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(path), doctest::Contains(part.c_str()), io::FormatError);
   tg::Generator gen(1);
   Tiny net(gen);
-  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(part.c_str()), nn::FormatError);
+  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(part.c_str()), io::FormatError);
   check_corrupt(dir, st_file(R"({"__metadata__":)" + nested + "}"),
                 "\"__metadata__\" nests arrays or objects more than 16 deep (it must be an object of strings)");
   check_corrupt(dir, st_file(R"({"w":)" + nested + "}"), "tensor \"w\": the entry nests arrays or objects more than 16 deep");
@@ -1097,14 +1130,14 @@ TEST_CASE("deeply nested or huge header values give a short message, never a cra
   // Brackets inside strings are not nesting: a name of 100 '[' loads.
   const std::string brackets(100, '[');
   write_bytes(path, st_file("{" + entry(brackets, "F32", "[1]", 0, 4) + "}", le_bytes(xt::xarray<float>{2.5f})));
-  CHECK(nn::load_tensors(path).get(brackets).item<float>() == 2.5f);
+  CHECK(io::load_tensors(path).get(brackets).item<float>() == 2.5f);
 
   // Long names and values from the header are shortened in messages.
   auto message_of = [&](const std::string& bytes) {
     write_bytes(path, bytes);
     try {
-      nn::load_tensors(path);
-    } catch (const nn::FormatError& e) {
+      io::load_tensors(path);
+    } catch (const io::FormatError& e) {
       return std::string(e.what());
     }
     return std::string("no error");
@@ -1135,11 +1168,11 @@ TEST_CASE("a tensor larger than the machine's memory is a named error, not std::
     MESSAGE("no sparse files here, skipped: ", e.what());
     return;
   }
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path),
+  CHECK_THROWS_WITH_AS(io::load_tensors(path),
                        doctest::Contains((path + ": tensor \"big\" (F32 (1099511627776,)) takes 4398046511104 bytes, "
                                                  "more than this machine's ")
                                              .c_str()),
-                       nn::FileError);
+                       io::FileError);
 }
 
 TEST_CASE("load compares the header with the module before reading any data") {
@@ -1173,7 +1206,7 @@ TEST_CASE("load compares the header with the module before reading any data") {
                          doctest::Contains((path + ": does not match the module (Tiny), 1 difference:\n  unexpected "
                                                    "in file: extra")
                                                .c_str()),
-                         nn::MismatchError);
+                         io::MismatchError);
   });
   CHECK(growth < 16u << 20);
   const auto after = state_of(net);
@@ -1195,23 +1228,23 @@ TEST_CASE("FIFOs and devices are refused, not waited on") {
   Fifo fifo(path);
   REQUIRE(fifo.created());
   const std::string reading = path + ": cannot open for reading: it is a FIFO, not a regular file";
-  CHECK_THROWS_WITH_AS(nn::load_tensors(path), doctest::Contains(reading.c_str()), nn::FileError);
+  CHECK_THROWS_WITH_AS(io::load_tensors(path), doctest::Contains(reading.c_str()), io::FileError);
   tg::Generator gen(1);
   Tiny net(gen);
-  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(reading.c_str()), nn::FileError);
+  CHECK_THROWS_WITH_AS(nn::load(net, path), doctest::Contains(reading.c_str()), io::FileError);
   CHECK_THROWS_WITH_AS(nn::save(net, path),
                        doctest::Contains((path + ": cannot open for writing: it is a FIFO, not a regular file").c_str()),
-                       nn::FileError);
+                       io::FileError);
   if (fs::exists("/dev/null"))
-    CHECK_THROWS_WITH_AS(nn::load_tensors("/dev/null"),
+    CHECK_THROWS_WITH_AS(io::load_tensors("/dev/null"),
                          doctest::Contains("/dev/null: cannot open for reading: it is a character device"),
-                         nn::FileError);
+                         io::FileError);
 }
 
 TEST_CASE("the error classes") {
-  static_assert(std::is_base_of_v<tg::Error, nn::SerializeError>);
-  static_assert(std::is_base_of_v<nn::SerializeError, nn::FileError>);
-  static_assert(std::is_base_of_v<nn::SerializeError, nn::FormatError>);
-  static_assert(std::is_base_of_v<nn::SerializeError, nn::MismatchError>);
+  static_assert(std::is_base_of_v<tg::Error, io::SerializeError>);
+  static_assert(std::is_base_of_v<io::SerializeError, io::FileError>);
+  static_assert(std::is_base_of_v<io::SerializeError, io::FormatError>);
+  static_assert(std::is_base_of_v<io::SerializeError, io::MismatchError>);
   CHECK(true);
 }

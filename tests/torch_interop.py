@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Fashion-MNIST network of examples/fashion_cnn.hpp, written in PyTorch,
+"""The Fashion-MNIST network of apps/fashion_cnn.hpp, written in PyTorch,
 reading and writing tapegrad's safetensors files with json + struct only.
 
   torch_interop.py compare MODEL INPUTS LOGITS

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include <tapegrad/nn/data.hpp>
+#include <tapegrad/data/data.hpp>
 
 #include "fuzz_common.hpp"
 

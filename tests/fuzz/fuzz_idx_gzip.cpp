@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include <tapegrad/nn/data.hpp>
+#include <tapegrad/data/data.hpp>
 
 #include "fuzz_common.hpp"
 

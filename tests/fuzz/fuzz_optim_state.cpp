@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const double lr_before = fixture.adam.lr(0);
   try {
     fixture.adam.load(path, fixture.schedule);
-  } catch (const tg::nn::SerializeError&) {
+  } catch (const tg::io::SerializeError&) {
     // Refused: the optimizer must be as it was.
     if (fixture.adam.lr(0) != lr_before) std::abort();
     return 0;

@@ -1,5 +1,5 @@
 // libFuzzer target: the safetensors reader. The fuzz input is written to a
-// file, then read by tg::nn::load_tensors (and every readable tensor fetched
+// file, then read by tg::io::load_tensors (and every readable tensor fetched
 // with TensorFile::get) and loaded by tg::nn::load into a small module with
 // float and int64 tensors. A SerializeError is the expected answer to a bad
 // or mismatched file; anything else escaping, a crash, a hang or a sanitizer
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include <tapegrad/nn/serialize.hpp>
+#include <tapegrad/io/safetensors.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include "fuzz_common.hpp"
@@ -29,17 +29,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const std::string path = fuzz::scratch_path("safetensors");
   fuzz::write_file(path, data, size);
   try {
-    const tg::nn::TensorFile file = tg::nn::load_tensors(path);
-    for (const tg::nn::StoredTensor& t : file.tensors) {
+    const tg::io::TensorFile file = tg::io::load_tensors(path);
+    for (const tg::io::StoredTensor& t : file.tensors) {
       if (!t.loaded()) continue;
       const tg::Tensor value = file.get(t.name);
       if (value.shape() != t.shape) std::abort();
     }
-  } catch (const tg::nn::SerializeError&) {
+  } catch (const tg::io::SerializeError&) {
   }
   try {
     tg::nn::load(module(), path);
-  } catch (const tg::nn::SerializeError&) {
+  } catch (const tg::io::SerializeError&) {
   }
   return 0;
 }

@@ -1,4 +1,4 @@
-#include "data.hpp"
+#include "idx.hpp"
 
 #include <sys/stat.h>
 #include <zlib.h>
@@ -9,12 +9,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <future>
 #include <fstream>
 #include <limits>
-#include <memory>
 #include <sstream>
 
+#include "../core/storage.hpp"
 
 namespace tg::data {
 
@@ -235,21 +234,7 @@ std::vector<std::uint8_t> read_data(const std::string& path, IdxReader& in, cons
   return data;
 }
 
-// The first existing of dir/base and dir/base.gz (the plain one first).
-std::string find_file(const std::string& dir, const std::string& base, const char* what) {
-  const std::string plain = (fs::path(dir) / base).string();
-  const std::string gz = plain + ".gz";
-  for (const std::string& candidate : {plain, gz}) {
-    std::error_code ec;
-    if (fs::exists(candidate, ec)) return candidate;
-  }
-  throw DataError("load_mnist: no " + std::string(what) + " file in " + dir + ": neither " + plain + " nor " + gz +
-                  " exists");
-}
-
 }  // namespace
-
-// ---- IDX files ---------------------------------------------------------------
 
 IdxArray read_idx(const std::string& path) {
   const std::uint64_t file_size = check_regular_file(path);
@@ -316,268 +301,6 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
   out.write(reinterpret_cast<const char*>(array.data.data()), static_cast<std::streamsize>(array.data.size()));
   out.close();
   if (!out) fail(path, "write error");
-}
-
-// ---- MNIST-style datasets ----------------------------------------------------
-
-std::string default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
-
-Dataset load_mnist(const std::string& dir, bool train, std::size_t limit, Normalization norm) {
-  if (!std::isfinite(norm.mean) || !std::isfinite(norm.std) || !(norm.std > 0.0f)) {
-    std::ostringstream s;
-    s << "load_mnist: normalization needs a finite mean and a positive finite std, got mean=" << norm.mean
-      << " std=" << norm.std;
-    throw ValueError(s.str());
-  }
-  const std::string prefix = train ? "train" : "t10k";
-  const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte", train ? "training images" : "test images");
-  const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte", train ? "training labels" : "test labels");
-
-  const IdxArray labels = read_idx(labels_path);
-  if (labels.shape.size() != 1) fail(labels_path, "expected 1-d labels (count), found shape " + shape_str(labels.shape));
-  const IdxArray images = read_idx(images_path);
-  if (images.shape.size() != 3)
-    fail(images_path, "expected 3-d images (count, rows, cols), found shape " + shape_str(images.shape));
-  if (images.shape[0] != labels.shape[0])
-    throw DataError("load_mnist: " + images_path + " holds " + std::to_string(images.shape[0]) + " images but " +
-                    labels_path + " holds " + std::to_string(labels.shape[0]) + " labels");
-
-  const std::size_t count = limit == 0 ? labels.shape[0] : std::min(limit, labels.shape[0]);
-  Dataset out;
-  out.labels.resize(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint8_t label = labels.data[i];
-    if (label >= 10)
-      fail(labels_path, "label " + std::to_string(label) + " at index " + std::to_string(i) +
-                            " is out of range [0, 10)");
-    out.labels[i] = label;
-  }
-
-  // One value per possible byte, computed exactly as documented.
-  std::array<float, 256> table;
-  for (std::size_t p = 0; p < table.size(); ++p)
-    table[p] = (static_cast<float>(p) / 255.0f - norm.mean) / norm.std;
-  const std::size_t rows = images.shape[1], cols = images.shape[2];
-  try {
-    out.images = empty({count, std::size_t{1}, rows, cols}, kFloat32);
-  } catch (const std::bad_alloc&) {
-    fail(images_path, "out of memory converting " + std::to_string(count) + " images of " + std::to_string(rows) +
-                          "x" + std::to_string(cols) + " to float");
-  } catch (const Error& e) {  // the storage's own out-of-memory error
-    fail(images_path, "cannot convert " + std::to_string(count) + " images of " + std::to_string(rows) + "x" +
-                          std::to_string(cols) + " to float: " + e.what());
-  }
-  float* dst = out.images.mutable_data<float>();  // a fresh leaf: writable
-  const std::size_t n = count * rows * cols;
-  for (std::size_t i = 0; i < n; ++i) dst[i] = table[images.data[i]];
-  return out;
-}
-
-// ---- datasets ----------------------------------------------------------------
-
-namespace datasets {
-
-namespace {
-
-Tensor labels_tensor(const std::vector<std::int64_t>& labels) {
-  Tensor out = empty({labels.size()}, kInt64);
-  if (!labels.empty()) std::memcpy(out.mutable_data<std::int64_t>(), labels.data(), labels.size() * sizeof(std::int64_t));
-  return out;
-}
-
-// Checks images and labels as the loader always has, in its words.
-void check_images_and_labels(const data::Dataset& d) {
-  if (!d.images.defined()) throw ShapeError("DataLoader: the dataset's images are undefined");
-  const Shape shape = d.images.shape();
-  if (shape.empty()) throw ShapeError("DataLoader: the dataset's images are 0-d; expected (N, ...)");
-  if (shape[0] != d.labels.size())
-    throw ShapeError("DataLoader: images " + shape_str(shape) + " hold " + std::to_string(shape[0]) +
-                     " samples but there are " + std::to_string(d.labels.size()) + " labels");
-}
-
-}  // namespace
-
-TensorDataset to_dataset(const data::Dataset& d) {
-  check_images_and_labels(d);
-  return TensorDataset(d.images, labels_tensor(d.labels));
-}
-
-MNIST::MNIST(const std::string& root, bool train, std::size_t limit, Normalization norm)
-    : TensorDataset(to_dataset(load_mnist(root, train, limit, norm))) {}
-
-}  // namespace datasets
-
-// ---- batching ----------------------------------------------------------------
-
-DataLoader::DataLoader(std::shared_ptr<const datasets::Dataset> dataset, const LoaderOptions& options)
-    : dataset_(std::move(dataset)), options_(options), gen_(options.seed) {
-  if (options.batch_size == 0) throw ValueError("DataLoader: batch size must be positive, got 0");
-  if (!dataset_) throw ValueError("DataLoader: the dataset is null");
-  size_ = dataset_->size();
-  if (size_ == 0) throw ValueError("DataLoader: the dataset is empty");
-}
-
-namespace {
-
-std::shared_ptr<const datasets::Dataset> checked_dataset(const Dataset& d, const LoaderOptions& options) {
-  if (options.batch_size == 0) throw ValueError("DataLoader: batch size must be positive, got 0");
-  datasets::check_images_and_labels(d);
-  if (d.size() == 0) throw ValueError("DataLoader: the dataset is empty");
-  return std::make_shared<const datasets::TensorDataset>(datasets::to_dataset(d));
-}
-
-}  // namespace
-
-DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
-    : DataLoader(checked_dataset(dataset, options), options) {}
-
-DataLoader::~DataLoader() { wait_for_worker(); }
-
-void DataLoader::start_epoch() {
-  wait_for_worker();  // the worker reads the order
-  ++generation_;
-  const std::size_t n = size_;
-  order_.resize(n);
-  for (std::size_t i = 0; i < n; ++i) order_[i] = i;
-  if (options_.shuffle) {
-    // Fisher-Yates with the loader's generator: epoch k's order depends only
-    // on the seed and k.
-    for (std::size_t i = n - 1; i > 0; --i) std::swap(order_[i], order_[gen_.below(i + 1)]);
-  }
-  ++epoch_;
-}
-
-std::size_t DataLoader::num_batches() const {
-  const std::size_t n = size_, b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
-}
-
-Batch DataLoader::batch(std::size_t i) const {
-  if (epoch_ == 0) throw ValueError("DataLoader::batch: call start_epoch() before the first batch");
-  const std::size_t count = num_batches();
-  if (i >= count)
-    throw ValueError("DataLoader::batch: index " + std::to_string(i) + " is out of range for " +
-                     std::to_string(count) + " batches");
-  const std::size_t begin = i * options_.batch_size;
-  const std::size_t end = std::min(begin + options_.batch_size, order_.size());
-
-  Batch out;
-  out.indices.assign(order_.begin() + static_cast<std::ptrdiff_t>(begin),
-                     order_.begin() + static_cast<std::ptrdiff_t>(end));
-  Example stacked = dataset_->get_batch(out.indices, epoch_ - 1);
-  out.inputs = std::move(stacked.input);
-  out.targets = std::move(stacked.target);
-  out.images = out.inputs;
-  if (out.targets.dtype() == kInt64 && out.targets.dim() == 1) {
-    const std::int64_t* labels = out.targets.data<std::int64_t>();
-    out.labels.assign(labels, labels + out.targets.numel());
-  }
-  return out;
-}
-
-// ---- iteration and prefetch ----------------------------------------------------
-
-void DataLoader::wait_for_worker() noexcept {
-  if (pending_.valid()) {
-    pending_.wait();
-    pending_ = {};  // drops the batch or the exception
-  }
-}
-
-void DataLoader::prefetch(std::size_t position) {
-  if (!options_.prefetch || position >= num_batches()) return;
-  pending_position_ = position;
-  // The worker only reads: the dataset, the order and the options, none of
-  // which change until wait_for_worker() has returned. It frees the batch a
-  // worker built last time first, so that its buffer cache can reuse them.
-  pending_ = std::async(std::launch::async, [this, position, spent = std::exchange(spent_, Batch{})]() mutable {
-    spent = Batch{};
-    return batch(position);
-  });
-}
-
-Batch DataLoader::next(std::uint64_t generation, std::size_t position) {
-  if (generation != generation_)
-    throw ValueError("DataLoader: the loader has started another epoch since this iterator's");
-  Batch out;
-  if (pending_.valid() && pending_position_ == position) {
-    std::future<Batch> ready = std::move(pending_);
-    Batch built = ready.get();  // rethrows what the worker threw
-    // Buffers go back to the cache of the thread that frees them. The caller
-    // frees its batches here, so the batch is copied into buffers of this
-    // thread, and the worker's are freed on a worker (by the next prefetch,
-    // in this epoch or the next): otherwise every batch would leave one
-    // buffer in this thread's cache, unused.
-    out.inputs = built.inputs.clone();
-    out.targets = built.targets.clone();
-    out.images = out.inputs;
-    out.labels = std::move(built.labels);
-    out.indices = std::move(built.indices);
-    spent_ = std::move(built);
-  } else {
-    wait_for_worker();
-    out = batch(position);
-  }
-  prefetch(position + 1);
-  return out;
-}
-
-void DataLoader::release(std::uint64_t generation) noexcept {
-  if (generation == generation_) wait_for_worker();
-}
-
-DataLoader::Iterator DataLoader::begin() {
-  start_epoch();
-  const std::size_t count = num_batches();
-  Iterator it(this, 0, generation_);
-  if (count == 0) return end();
-  it.alive_ = alive_;
-  it.batch_ = next(generation_, 0);
-  return it;
-}
-
-DataLoader::Iterator DataLoader::end() const {
-  Iterator it;
-  it.position_ = num_batches();
-  return it;
-}
-
-DataLoader::Iterator::Iterator(Iterator&& other) noexcept
-    : loader_(std::exchange(other.loader_, nullptr)),
-      alive_(std::move(other.alive_)),
-      position_(other.position_),
-      generation_(other.generation_),
-      batch_(std::move(other.batch_)) {}
-
-DataLoader::Iterator& DataLoader::Iterator::operator=(Iterator&& other) noexcept {
-  if (this != &other) {
-    if (loader_ && !alive_.expired()) loader_->release(generation_);
-    loader_ = std::exchange(other.loader_, nullptr);
-    alive_ = std::move(other.alive_);
-    position_ = other.position_;
-    generation_ = other.generation_;
-    batch_ = std::move(other.batch_);
-  }
-  return *this;
-}
-
-DataLoader::Iterator::~Iterator() {
-  if (loader_ && !alive_.expired()) loader_->release(generation_);
-}
-
-DataLoader::Iterator& DataLoader::Iterator::operator++() {
-  if (loader_ == nullptr) throw ValueError("DataLoader::Iterator: incremented past the end");
-  if (alive_.expired()) throw ValueError("DataLoader::Iterator: the loader has been destroyed");
-  const std::size_t next_position = position_ + 1;
-  if (next_position >= loader_->num_batches()) {
-    loader_->release(generation_);
-    loader_ = nullptr;
-    batch_ = Batch{};
-  } else {
-    batch_ = loader_->next(generation_, next_position);
-  }
-  position_ = next_position;
-  return *this;
 }
 
 }  // namespace tg::data

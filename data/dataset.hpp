@@ -1,5 +1,5 @@
 // Datasets: anything with a size and an example per index, as libtorch's
-// torch::data::datasets. A DataLoader (nn/data.hpp) batches any of them.
+// torch::data::datasets. A DataLoader (data/loader.hpp) batches any of them.
 //
 //   namespace ds = tg::data::datasets;
 //   ds::TensorDataset pairs(inputs, targets);             // (N, ...) and (N, ...)

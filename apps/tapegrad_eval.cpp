@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     // file says how (tapegrad-train writes it); only a file that does not is
     // given Fashion-MNIST's usual mean and std.
     tg::data::Normalization norm = tg::data::fashion_mnist_normalization;
-    if (read_normalization(tg::nn::load_tensors(model_path).metadata, norm))
+    if (read_normalization(tg::io::load_tensors(model_path).metadata, norm))
       std::printf("Normalization from the model file: mean %s, std %s\n", shortest_float(norm.mean).c_str(),
                   shortest_float(norm.std).c_str());
     else

@@ -1,6 +1,6 @@
 // Transforms of one example's input, as torchvision's: per-channel
 // normalization, random crops with zero padding, random horizontal flips, and
-// a Compose that chains them. A MapDataset (nn/dataset.hpp) applies one to
+// a Compose that chains them. A MapDataset (dataset.hpp) applies one to
 // every example it returns.
 //
 //   namespace T = tg::data::transforms;

@@ -109,7 +109,7 @@ inline std::string shortest_float(float v) {
 //   classes       "[\"T-shirt/top\", ...]"   the class of each logit
 inline tg::nn::Metadata model_metadata(tg::data::Normalization norm) {
   return {{"format", "pt"},
-          {"architecture", "FashionCNN (examples/fashion_cnn.hpp)"},
+          {"architecture", "FashionCNN (apps/fashion_cnn.hpp)"},
           {"input_shape", "[1, 28, 28]"},
           {"pixel_scale", "1/255"},
           {"mean", "[" + shortest_float(norm.mean) + "]"},

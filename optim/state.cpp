@@ -15,23 +15,16 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "optim.hpp"
-#include "serialize.hpp"
+#include "../io/safetensors.hpp"
+#include "check.hpp"
+#include "optimizer.hpp"
+#include "schedulers.hpp"
 
 namespace tg::optim {
 
 namespace {
 
 const char* const kFormat = "tapegrad optimizer state";
-
-std::string exact(double v) {
-  for (int precision = 6;; ++precision) {
-    std::ostringstream s;
-    s.precision(precision);
-    s << v;
-    if (precision >= 17 || std::isnan(v) || std::strtod(s.str().c_str(), nullptr) == v) return s.str();
-  }
-}
 
 bool parse_double(const std::string& s, double& out) {
   if (s.empty()) return false;
@@ -51,7 +44,7 @@ bool parse_int(const std::string& s, std::int64_t& out) {
 
 std::string join(const std::vector<double>& values) {
   std::string s;
-  for (std::size_t i = 0; i < values.size(); ++i) s += (i ? "," : "") + exact(values[i]);
+  for (std::size_t i = 0; i < values.size(); ++i) s += (i ? "," : "") + detail::shortest_decimal(values[i]);
   return s;
 }
 
@@ -84,11 +77,11 @@ void Optimizer::load(const std::string& path, Scheduler& scheduler) { load_impl(
 void Optimizer::save_impl(const std::string& path, const Scheduler* scheduler) const {
   if (scheduler && &scheduler->optimizer() != this)
     throw ValueError(name_ + ": save: the scheduler (" + scheduler->name() + ") acts on another optimizer");
-  nn::Metadata meta{{"format", kFormat}, {"optimizer", name_}, {"groups", std::to_string(groups_.size())}};
+  io::Metadata meta{{"format", kFormat}, {"optimizer", name_}, {"groups", std::to_string(groups_.size())}};
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     meta[group_key(g, "params")] = std::to_string(groups_[g].params.size());
-    for (const auto& kv : groups_[g].options) meta[group_key(g, kv.first)] = exact(kv.second);
-    if (initial_lrs_[g]) meta[group_key(g, "initial_lr")] = exact(*initial_lrs_[g]);
+    for (const auto& kv : groups_[g].options) meta[group_key(g, kv.first)] = detail::shortest_decimal(kv.second);
+    if (initial_lrs_[g]) meta[group_key(g, "initial_lr")] = detail::shortest_decimal(*initial_lrs_[g]);
   }
   std::vector<std::pair<std::string, Tensor>> tensors;
   Tensor steps = zeros({params_.size()}, kInt64);
@@ -104,17 +97,17 @@ void Optimizer::save_impl(const std::string& path, const Scheduler* scheduler) c
     const_cast<Scheduler*>(scheduler)->state_fields(fields, "scheduler.");  // read only
     for (const auto& f : fields.tags) meta[f.first] = f.second;
     for (const auto& f : fields.ints) meta[f.first] = std::to_string(*f.second);
-    for (const auto& f : fields.reals) meta[f.first] = exact(*f.second);
+    for (const auto& f : fields.reals) meta[f.first] = detail::shortest_decimal(*f.second);
     for (const auto& f : fields.lists) meta[f.first] = join(*f.second);
   }
-  nn::save_tensors(path, tensors, meta);
+  io::save_tensors(path, tensors, meta);
 }
 
 void Optimizer::load_impl(const std::string& path, Scheduler* scheduler) {
   if (scheduler && &scheduler->optimizer() != this)
     throw ValueError(name_ + ": load: the scheduler (" + scheduler->name() + ") acts on another optimizer");
-  const nn::TensorFile file = nn::load_tensors(path);
-  const nn::Metadata& meta = file.metadata;
+  const io::TensorFile file = io::load_tensors(path);
+  const io::Metadata& meta = file.metadata;
   auto fail = [&](const std::vector<std::string>& problems) {
     std::string message = path + ": the saved state does not fit this " + name_ + ":";
     for (const std::string& p : problems) message += "\n  " + p;
@@ -191,7 +184,7 @@ void Optimizer::load_impl(const std::string& path, Scheduler* scheduler) {
   if (!file.contains("step")) {
     problems.push_back("no tensor \"step\"");
   } else {
-    const nn::StoredTensor& st = file.at("step");
+    const io::StoredTensor& st = file.at("step");
     if (st.dtype != "I64" || st.shape != Shape{n}) {
       problems.push_back("tensor \"step\" is " + st.dtype + " " + shape_str(st.shape) + ", not I64 (" +
                          std::to_string(n) + ",)");
@@ -205,7 +198,7 @@ void Optimizer::load_impl(const std::string& path, Scheduler* scheduler) {
   }
   const std::vector<std::string> names = state_names();
   std::vector<std::map<std::string, Tensor>> state(n);
-  for (const nn::StoredTensor& st : file.tensors) {
+  for (const io::StoredTensor& st : file.tensors) {
     if (st.name == "step") continue;
     const std::string quoted = "tensor \"" + st.name.substr(0, 60) + "\"";
     std::int64_t index = -1;

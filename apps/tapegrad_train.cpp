@@ -330,7 +330,7 @@ int main(int argc, char** argv) {
       const std::string dir = (std::filesystem::path(o.resume) / checkpoint_dir).string();
       tg::nn::load(net, dir + "/" + resumed.model_file);
       optimizer->load(dir + "/" + resumed.optimizer_file, schedule);
-      filters_before = tg::nn::load_tensors(dir + "/filters_before.safetensors").get("filters", tg::kFloat32)
+      filters_before = tg::io::load_tensors(dir + "/filters_before.safetensors").get("filters", tg::kFloat32)
                            .to_xarray<float>();
       // --data may move, but must hold the same training set: another size would change every epoch's batches.
       const auto saved_size = resumed.state.value("train_images", train.size());
@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
     } else {
       filters_before = net.first_filters().to_xarray<float>();
       std::filesystem::create_directories(std::filesystem::path(o.out_dir) / checkpoint_dir);
-      tg::nn::save_tensors(checkpoint_path(o.out_dir, "filters_before.safetensors").string(),
+      tg::io::save_tensors(checkpoint_path(o.out_dir, "filters_before.safetensors").string(),
                            {{"filters", net.first_filters().detach()}});
     }
 
