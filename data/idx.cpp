@@ -13,6 +13,7 @@
 #include <limits>
 #include <sstream>
 
+#include "../core/files.hpp"
 #include "../core/storage.hpp"
 
 namespace tg::data {
@@ -51,26 +52,19 @@ const char* idx_type_name(std::uint8_t type) {
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw DataError(path + ": " + what); }
 
-// What the file's type is, for a message about a path that is not a regular file.
-const char* file_kind(mode_t mode) {
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
-// Checks that `path` is a regular file and returns its size. Anything else
-// is refused before it is opened: opening a FIFO blocks until a writer comes,
-// and a device may never end.
-std::uint64_t check_regular_file(const std::string& path) {
+// Checks that `path` is a regular file and returns its size (0 when it does
+// not exist and `may_be_missing`: a file about to be written). Anything else
+// is refused before it is opened: opening a FIFO blocks until the other end
+// comes, and a device may never end. `cannot` starts each message.
+std::uint64_t check_regular_file(const std::string& path, const std::string& cannot, bool may_be_missing) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) fail(path, "cannot open: no such file");
-    fail(path, std::string("cannot open: ") + std::strerror(errno));
+    if (errno == ENOENT && may_be_missing) return 0;
+    if (errno == ENOENT) fail(path, cannot + ": no such file");
+    fail(path, cannot + ": " + std::strerror(errno));
   }
-  if (S_ISDIR(st.st_mode)) fail(path, "cannot open: is a directory");
-  if (!S_ISREG(st.st_mode)) fail(path, std::string("cannot open: ") + file_kind(st.st_mode) + ", not a regular file");
+  if (S_ISDIR(st.st_mode)) fail(path, cannot + ": is a directory");
+  if (!S_ISREG(st.st_mode)) fail(path, cannot + ": " + special_file_kind(st.st_mode) + ", not a regular file");
   return static_cast<std::uint64_t>(st.st_size);
 }
 
@@ -237,7 +231,7 @@ std::vector<std::uint8_t> read_data(const std::string& path, IdxReader& in, cons
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
-  const std::uint64_t file_size = check_regular_file(path);
+  const std::uint64_t file_size = check_regular_file(path, "cannot open", /*may_be_missing=*/false);
   IdxReader in(path);
   try {
     Shape shape = read_header(path, in);
@@ -276,6 +270,7 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
     throw ShapeError("write_idx: " + path + ": shape " + shape_str(shape) + " does not match the " +
                      std::to_string(array.data.size()) + " bytes of data");
 
+  check_regular_file(path, "cannot open for writing", /*may_be_missing=*/true);
   std::vector<std::uint8_t> header{0, 0, kUnsignedByte, static_cast<std::uint8_t>(shape.size())};
   for (std::size_t size : shape)
     for (int shift = 24; shift >= 0; shift -= 8) header.push_back(static_cast<std::uint8_t>(size >> shift));

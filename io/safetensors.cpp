@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/files.hpp"
 #include "../core/storage.hpp"
 
 #include <sys/stat.h>
@@ -335,15 +336,6 @@ struct TopLevelKeys : nlohmann::json_sax<Json> {
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
 };
 
-// "a FIFO", "a character device"...: what a path that is not a regular file is.
-const char* file_kind(mode_t mode) {
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "a special file";
-}
-
 // Throws FileError unless `path` is a regular file; `doing` is "reading" or
 // "writing", and a file that does not exist yet passes when `may_be_missing`.
 // Checked before opening: opening a FIFO waits for the other end, and a
@@ -357,7 +349,7 @@ void check_regular_file(const std::string& path, const char* doing, bool may_be_
   }
   if (S_ISDIR(st.st_mode)) throw FileError(path + ": cannot open for " + doing + ": it is a directory");
   if (!S_ISREG(st.st_mode))
-    throw FileError(path + ": cannot open for " + doing + ": it is " + file_kind(st.st_mode) +
+    throw FileError(path + ": cannot open for " + doing + ": it is " + special_file_kind(st.st_mode) +
                     ", not a regular file");
 }
 

@@ -410,6 +410,19 @@ TEST_CASE("read_idx checks a plain file's header and its size before reading the
   CHECK(growth < 16u << 20);
 }
 
+TEST_CASE("write_idx refuses a FIFO or a directory as its target instead of waiting or failing late") {
+  TempDir dir;
+  const std::string fifo_path = dir / "fifo";
+  Fifo fifo(fifo_path);
+  REQUIRE(fifo.created());
+  for (const bool gzip : {false, true}) {
+    CHECK_FILE_ERROR(data::DataError, data::write_idx(fifo_path, {{1}, Bytes(1)}, gzip), fifo_path,
+                     "cannot open for writing: a FIFO, not a regular file");
+    CHECK_FILE_ERROR(data::DataError, data::write_idx(dir.path.string(), {{1}, Bytes(1)}, gzip), dir.path.string(),
+                     "cannot open for writing: is a directory");
+  }
+}
+
 TEST_CASE("read_idx and load_mnist refuse FIFOs and devices instead of waiting on them") {
   TempDir dir;
   const std::string fifo_path = dir / "fifo";
