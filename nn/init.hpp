@@ -13,8 +13,10 @@
 // (AutogradError) instead of returning a wrong gradient. A strided view is
 // filled through its strides.
 //
-// Random initializers draw from the Generator element by element in row-major
-// order: the same seed gives the same values. Values are computed in double
+// Random initializers draw from a Generator element by element in row-major
+// order: the same seed gives the same values. Without one they draw from the
+// thread's default generator (tg::manual_seed), as the layers do:
+// init::glorot_uniform(w), init::random_normal(w, 0.0, 0.02). Values are computed in double
 // and rounded to the tensor's dtype. A tensor with no elements is left as it
 // is (after its arguments and number of dimensions are checked).
 //
@@ -57,25 +59,34 @@ Tensor constant(Tensor t, double value);
 
 // N(mean, stddev²); stddev > 0. Same values as tg::randn(shape, gen, mean, stddev, t.dtype()).
 Tensor random_normal(Tensor t, Generator& gen, double mean = 0.0, double stddev = 0.05);
+inline Tensor random_normal(Tensor t, double mean = 0.0, double stddev = 0.05) {
+  return random_normal(std::move(t), default_generator(), mean, stddev);
+}
 // U[low, high); low < high. Same values as tg::rand(shape, gen, low, high, t.dtype()).
 Tensor random_uniform(Tensor t, Generator& gen, double low = -0.05, double high = 0.05);
+inline Tensor random_uniform(Tensor t, double low = -0.05, double high = 0.05) {
+  return random_uniform(std::move(t), default_generator(), low, high);
+}
 // N(mean, stddev²) with draws beyond mean ± 2·stddev redrawn (variance ≈ 0.7737·stddev²).
 Tensor truncated_normal(Tensor t, Generator& gen, double mean = 0.0, double stddev = 0.05);
+inline Tensor truncated_normal(Tensor t, double mean = 0.0, double stddev = 0.05) {
+  return truncated_normal(std::move(t), default_generator(), mean, stddev);
+}
 
 // ---- variance scaling (Keras names; at least 2 dimensions) ---------------------
 
 // U[-l, l), l = sqrt(6 / (fan_in + fan_out)).
-Tensor glorot_uniform(Tensor t, Generator& gen);
+Tensor glorot_uniform(Tensor t, Generator& gen = default_generator());
 // truncated_normal(0, sqrt(2 / (fan_in + fan_out)) / 0.8796...): variance 2 / (fan_in + fan_out).
-Tensor glorot_normal(Tensor t, Generator& gen);
+Tensor glorot_normal(Tensor t, Generator& gen = default_generator());
 // U[-l, l), l = sqrt(6 / fan_in).
-Tensor he_uniform(Tensor t, Generator& gen);
+Tensor he_uniform(Tensor t, Generator& gen = default_generator());
 // truncated_normal(0, sqrt(2 / fan_in) / 0.8796...): variance 2 / fan_in.
-Tensor he_normal(Tensor t, Generator& gen);
+Tensor he_normal(Tensor t, Generator& gen = default_generator());
 // U[-l, l), l = sqrt(3 / fan_in).
-Tensor lecun_uniform(Tensor t, Generator& gen);
+Tensor lecun_uniform(Tensor t, Generator& gen = default_generator());
 // truncated_normal(0, sqrt(1 / fan_in) / 0.8796...): variance 1 / fan_in.
-Tensor lecun_normal(Tensor t, Generator& gen);
+Tensor lecun_normal(Tensor t, Generator& gen = default_generator());
 
 // ---- structured ----------------------------------------------------------------
 
@@ -86,6 +97,7 @@ Tensor lecun_normal(Tensor t, Generator& gen);
 // and Q is uniformly distributed (Haar); Q is transposed back if it was. Then
 // W·Wᵀ = gain²·I when rows <= cols, Wᵀ·W = gain²·I otherwise. At least 2 dimensions.
 Tensor orthogonal(Tensor t, Generator& gen, double gain = 1.0);
+inline Tensor orthogonal(Tensor t, double gain = 1.0) { return orthogonal(std::move(t), default_generator(), gain); }
 // W[i][j] = gain if i == j else 0; 2-d only, need not be square.
 Tensor identity(Tensor t, double gain = 1.0);
 
@@ -102,6 +114,6 @@ Tensor laplacian(Tensor t);
 // U[-b, b), b = 1 / sqrt(fan_in): nn.Linear and nn.Conv2d weight and bias
 // (kaiming_uniform with a = √5 reduces to it); fan_in > 0. Draws exactly what
 // tg::nn::Linear and Conv2d draw.
-Tensor torch_default(Tensor t, std::size_t fan_in, Generator& gen);
+Tensor torch_default(Tensor t, std::size_t fan_in, Generator& gen = default_generator());
 
 }  // namespace tg::nn::init

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../io/safetensors.hpp"
@@ -56,5 +57,16 @@ struct LoadResult {
   std::vector<std::string> unexpected_keys;  // the file's, absent from the module
 };
 LoadResult load(Module& module, const std::string& path, bool strict = true);
+
+// The same through a holder, as torch::save(net, path) takes one:
+// nn::save(net, path) with `nn::Sequential net(...)` or a TG_MODULE holder.
+template <class Holder, class = std::enable_if_t<is_module_holder_v<Holder>>>
+void save(const Holder& holder, const std::string& path, const Metadata& metadata = {}) {
+  save(*holder, path, metadata);
+}
+template <class Holder, class = std::enable_if_t<is_module_holder_v<Holder>>>
+LoadResult load(const Holder& holder, const std::string& path, bool strict = true) {
+  return load(*holder, path, strict);
+}
 
 }  // namespace tg::nn

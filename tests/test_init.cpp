@@ -406,6 +406,30 @@ TEST_CASE("random initializers: same seed, same values; another seed or a later 
   }
 }
 
+TEST_CASE("without a Generator, the random initializers draw from the thread's default one") {
+  // Each call, after manual_seed(7), equals the call with a Generator(7): the
+  // default generator is that generator.
+  const auto drawn = [](auto&& with_default, auto&& with_gen) {
+    tg::manual_seed(7);
+    const std::vector<double> a = as_doubles(with_default(tg::zeros({6, 4}, tg::kFloat64)));
+    tg::Generator gen(7);
+    CHECK(a == as_doubles(with_gen(tg::zeros({6, 4}, tg::kFloat64), gen)));
+  };
+  drawn([](Tensor t) { return init::random_normal(t, 1.0, 2.0); },
+        [](Tensor t, tg::Generator& g) { return init::random_normal(t, g, 1.0, 2.0); });
+  drawn([](Tensor t) { return init::random_uniform(t, -3.0, 3.0); },
+        [](Tensor t, tg::Generator& g) { return init::random_uniform(t, g, -3.0, 3.0); });
+  drawn([](Tensor t) { return init::truncated_normal(t); },
+        [](Tensor t, tg::Generator& g) { return init::truncated_normal(t, g); });
+  drawn([](Tensor t) { return init::glorot_uniform(t); },
+        [](Tensor t, tg::Generator& g) { return init::glorot_uniform(t, g); });
+  drawn([](Tensor t) { return init::he_normal(t); }, [](Tensor t, tg::Generator& g) { return init::he_normal(t, g); });
+  drawn([](Tensor t) { return init::orthogonal(t, 2.0); },
+        [](Tensor t, tg::Generator& g) { return init::orthogonal(t, g, 2.0); });
+  drawn([](Tensor t) { return init::torch_default(t, 4); },
+        [](Tensor t, tg::Generator& g) { return init::torch_default(t, 4, g); });
+}
+
 // ---- orthogonal --------------------------------------------------------------------
 
 TEST_CASE("orthogonal: orthonormal rows or columns, the sign-corrected Q of a normal matrix") {

@@ -570,6 +570,31 @@ TEST_CASE_TEMPLATE("a module round-trips: every parameter and buffer, into the e
   CHECK_FALSE(target.find("bias").requires_grad());  // requires_grad is not in the file
 }
 
+TEST_CASE("save and load take a holder as they take a module") {
+  TempDir dir;
+  const std::string path = dir / "seq.safetensors";
+  tg::manual_seed(1);
+  nn::Sequential source(nn::Linear(3, 4), nn::ReLU(), nn::Linear(4, 2));
+  tg::manual_seed(2);
+  nn::Sequential target(nn::Linear(3, 4), nn::ReLU(), nn::Linear(4, 2));
+  nn::save(source, path);
+  const nn::LoadResult result = nn::load(target, path);
+  CHECK(result.missing_keys.empty());
+  CHECK(result.unexpected_keys.empty());
+  const auto want = source->named_parameters();
+  const auto got = target->named_parameters();
+  REQUIRE(want.size() == 4);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(want[i].first);
+    CHECK(got[i].first == want[i].first);
+    CHECK(same_bits(got[i].second, want[i].second));
+  }
+  // Non-strict through a holder: the keys a smaller model lacks.
+  nn::Sequential smaller(nn::Linear(3, 4));
+  const nn::LoadResult partial = nn::load(smaller, path, /*strict=*/false);
+  CHECK(partial.unexpected_keys == std::vector<std::string>{"2.weight", "2.bias"});
+}
+
 TEST_CASE("load reports every mismatch in one exception and changes nothing") {
   TempDir dir;
   tg::Generator gen(5);
