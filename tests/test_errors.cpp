@@ -23,19 +23,9 @@
 #include <tapegrad/ops/reduce.hpp>
 #include <tapegrad/ops/shape.hpp>
 
-namespace {
+#include "message_of.hpp"
 
-// The message of what `f` throws ("" if it throws nothing or a non-std exception).
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-  }
-  return "";
-}
+namespace {
 
 bool starts_with(const std::string& text, const std::string& head) { return text.rfind(head, 0) == 0; }
 

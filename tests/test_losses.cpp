@@ -12,6 +12,8 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "message_of.hpp"
+
 #include "op_table.hpp"
 
 using tg::Reduction;
@@ -458,20 +460,6 @@ TEST_CASE("today's calls keep working, in float32 too") {
 // ============================================================================
 // errors name the loss and the shapes or values
 // ============================================================================
-
-namespace {
-
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 // `expr` throws `Type` with a message starting with `prefix` and containing each further string.
 #define CHECK_LOSS_ERROR(Type, expr, prefix, ...)                            \
