@@ -1,6 +1,7 @@
 // conv2d forward + backward at the layer shapes of LeNet-5 and of the
-// TensorFlow-tutorial CNN (batch 64), beside the bare cblas_sgemm calls of
-// the same GEMM shapes, and im2col / col2im alone at those shapes.
+// TensorFlow-tutorial CNN (batch 64), beside bare calls of the same GEMM
+// shapes on the float GEMM provider tapegrad uses (tg::kernels::sgemm: oneDNN
+// or OpenBLAS, as configured), and im2col / col2im alone at those shapes.
 //
 // A layer computes, per image n, with K = C_in·kh·kw and L = Ho·Wo:
 //   forward      Y_n  = W · cols_n          (C_out x K) · (K x L)
@@ -8,10 +9,10 @@
 //   input grad   dcols_n = Wᵀ · dY_n        (K x C_out) · (C_out x L), then col2im
 // The first layer of a network needs no input gradient.
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 
 #include <vector>
 
+#include <tapegrad/ops/kernels/gemm.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 namespace {
@@ -64,17 +65,15 @@ void BM_Conv2d_Bare_Sgemm(benchmark::State& state) {
   const std::size_t c_out = layer.c_out, k = layer.k(), l = layer.l();
   std::vector<float> w(c_out * k, 0.5f), cols(kBatch * k * l, 0.25f), y(kBatch * c_out * l), dy(kBatch * c_out * l, 1.0f),
       dw(c_out * k), dcols(kBatch * k * l);
+  using tg::kernels::sgemm;
   for (auto _ : state) {
     for (std::size_t n = 0; n < kBatch; ++n)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(c_out), int(l), int(k), 1.0f, w.data(), int(k),
-                  cols.data() + n * k * l, int(l), 0.0f, y.data() + n * c_out * l, int(l));
+      sgemm(false, false, c_out, l, k, w.data(), cols.data() + n * k * l, 0.0f, y.data() + n * c_out * l);
     for (std::size_t n = 0; n < kBatch; ++n)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(c_out), int(k), int(l), 1.0f, dy.data() + n * c_out * l,
-                  int(l), cols.data() + n * k * l, int(l), n ? 1.0f : 0.0f, dw.data(), int(k));
+      sgemm(false, true, c_out, k, l, dy.data() + n * c_out * l, cols.data() + n * k * l, n ? 1.0f : 0.0f, dw.data());
     if (layer.input_grad)
       for (std::size_t n = 0; n < kBatch; ++n)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(k), int(l), int(c_out), 1.0f, w.data(), int(k),
-                    dy.data() + n * c_out * l, int(l), 0.0f, dcols.data() + n * k * l, int(l));
+        sgemm(true, false, k, l, c_out, w.data(), dy.data() + n * c_out * l, 0.0f, dcols.data() + n * k * l);
     benchmark::DoNotOptimize(dw.data());
   }
   label(state, layer);

@@ -3,11 +3,11 @@
 //   Chain_*   y = relu(a * b + c) * 0.5f on 1<<20 floats (4 elementwise ops)
 //   Matmul_*  (64 x 800) . (800 x 12544) in float
 //
-// Run with one BLAS thread so the gemm numbers compare like with like:
+// The bare GEMMs go through the float GEMM provider tapegrad uses
+// (tg::kernels::sgemm). Run with one thread so they compare like with like:
 //   OPENBLAS_NUM_THREADS=1 build/bench/bench_ops
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // (one command line).
-#include <cblas.h>
 #include <sys/resource.h>
 
 #include <cstddef>
@@ -17,6 +17,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <tapegrad/ops/kernels/gemm.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 namespace {
@@ -257,8 +258,7 @@ void BM_Matmul_Bare_Sgemm(benchmark::State& state) {
   std::vector<float> c(kM * kN);
   FaultCounter faults(state);
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, in.a.data<float>(),
-                int(kK), in.b.data<float>(), int(kN), 0.0f, c.data(), int(kN));
+    tg::kernels::sgemm(false, false, kM, kN, kK, in.a.data<float>(), in.b.data<float>(), 0.0f, c.data());
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -290,12 +290,9 @@ void BM_Matmul_Bare_3Sgemm(benchmark::State& state) {
   std::vector<float> c(kM * kN), dc(kM * kN, 1.0f), da(kM * kK), db(kK * kN);
   FaultCounter faults(state);
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(kM), int(kN), int(kK), 1.0f, a, int(kK), b,
-                int(kN), 0.0f, c.data(), int(kN));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(kM), int(kK), int(kN), 1.0f, dc.data(), int(kN),
-                b, int(kN), 0.0f, da.data(), int(kK));
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(kK), int(kN), int(kM), 1.0f, a, int(kK),
-                dc.data(), int(kN), 0.0f, db.data(), int(kN));
+    tg::kernels::sgemm(false, false, kM, kN, kK, a, b, 0.0f, c.data());
+    tg::kernels::sgemm(false, true, kM, kK, kN, dc.data(), b, 0.0f, da.data());
+    tg::kernels::sgemm(true, false, kK, kN, kM, a, dc.data(), 0.0f, db.data());
     benchmark::DoNotOptimize(c.data());
     benchmark::DoNotOptimize(da.data());
     benchmark::DoNotOptimize(db.data());
@@ -321,9 +318,8 @@ BENCHMARK(BM_Matmul_Bare_3Sgemm)->Unit(benchmark::kMillisecond);
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  // Which BLAS and how many threads it uses (set OPENBLAS_NUM_THREADS=1).
-  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
-  benchmark::AddCustomContext("openblas_config", openblas_get_config());
+  // Which GEMM and how many threads it uses (set OPENBLAS_NUM_THREADS=1).
+  benchmark::AddCustomContext("tapegrad_config", tg::config().str());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "parallel.hpp"
+
 namespace tg {
 
 // ---- anomaly mode ---------------------------------------------------------------
@@ -134,7 +136,9 @@ Tensor add_gradients(const Tensor& a, const Tensor& b) {
     const T* pa = ca.data<T>();
     const T* pb = cb.data<T>();
     T* ps = static_cast<T*>(sum.impl()->storage->data());
-    for (std::size_t i = 0, n = sum.numel(); i < n; ++i) ps[i] = pa[i] + pb[i];
+    parallel_for(sum.numel(), sum.numel(), [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) ps[i] = pa[i] + pb[i];
+    });
   });
   return record("accumulate_grad", {a, b}, std::move(sum)).backward([](const GradContext& c) {
     return Grads{c.grad, c.grad};
@@ -165,7 +169,9 @@ void accumulate(ImplPtr& slot, const Tensor& g, bool create_graph) {
     using T = typename decltype(tag)::type;
     T* dst = static_cast<T*>(slot->storage->data()) + slot->offset;
     const T* s = src.data<T>();
-    for (std::size_t i = 0, n = src.numel(); i < n; ++i) dst[i] += s[i];
+    parallel_for(src.numel(), src.numel(), [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) dst[i] += s[i];
+    });
   });
 }
 

@@ -22,13 +22,45 @@ constexpr std::size_t kMinCachedBytes = 64 * 1024;
 constexpr std::size_t kAlignment = 64;
 std::atomic<std::size_t> cache_limit{std::size_t(1) << 30};
 
-struct BufferCache {
-  std::unordered_map<std::size_t, std::vector<void*>> by_size;  // bytes -> buffers
-  std::size_t bytes = 0;
+// The bytes actually allocated for a request. Large buffers are kept by size
+// class, the request rounded up to 1/16 of its power of two (at most 6.25 %
+// more, and pages never touched cost nothing), so that tensors whose size
+// changes a little from step to step (max's tied positions, a last batch)
+// reuse each other's buffers instead of each leaving one behind.
+std::size_t capacity(std::size_t bytes) {
+  const std::size_t size = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  if (size < kMinCachedBytes) return size;
+  const std::size_t step = (std::size_t(1) << (std::numeric_limits<unsigned long long>::digits - 1 -
+                                                __builtin_clzll(static_cast<unsigned long long>(size)))) / 16;
+  return (size + step - 1) / step * step;
+}
 
+struct SizeClass {
+  std::vector<void*> buffers;
+  std::uint64_t last_use = 0;
+};
+
+struct BufferCache {
+  std::unordered_map<std::size_t, SizeClass> by_size;  // capacity -> buffers
+  std::size_t bytes = 0;
+  std::uint64_t clock = 0;
+
+  // Frees the buffers of the classes used longest ago until `need` more
+  // bytes fit under `limit`: a full cache keeps taking what the program
+  // allocates now, rather than holding on to sizes it no longer uses.
+  void make_room(std::size_t need, std::size_t limit) {
+    while (bytes + need > limit && !by_size.empty()) {
+      auto oldest = by_size.begin();
+      for (auto it = by_size.begin(); it != by_size.end(); ++it)
+        if (it->second.last_use < oldest->second.last_use) oldest = it;
+      for (void* p : oldest->second.buffers) std::free(p);
+      bytes -= oldest->first * oldest->second.buffers.size();
+      by_size.erase(oldest);
+    }
+  }
   void clear() {
-    for (auto& [size, buffers] : by_size)
-      for (void* p : buffers) std::free(p);
+    for (auto& [size, kept] : by_size)
+      for (void* p : kept.buffers) std::free(p);
     by_size.clear();
     bytes = 0;
   }
@@ -47,18 +79,17 @@ BufferCache* cache() {
   return &holder.cache;
 }
 
-std::size_t rounded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
-
 }  // namespace
 
 Storage::Storage(std::size_t bytes) : bytes_(bytes) {
-  const std::size_t size = rounded(bytes == 0 ? 1 : bytes);
+  const std::size_t size = capacity(bytes);
   BufferCache* c = cache();
   if (c && size >= kMinCachedBytes) {
     auto it = c->by_size.find(size);
-    if (it != c->by_size.end() && !it->second.empty()) {
-      data_ = it->second.back();
-      it->second.pop_back();
+    if (it != c->by_size.end() && !it->second.buffers.empty()) {
+      data_ = it->second.buffers.back();
+      it->second.buffers.pop_back();
+      it->second.last_use = ++c->clock;
       c->bytes -= size;
       return;
     }
@@ -69,11 +100,15 @@ Storage::Storage(std::size_t bytes) : bytes_(bytes) {
 }
 
 Storage::~Storage() {
-  const std::size_t size = rounded(bytes_ == 0 ? 1 : bytes_);
+  const std::size_t size = capacity(bytes_);
   BufferCache* c = cache();
-  if (c && size >= kMinCachedBytes && c->bytes + size <= cache_limit) {
+  const std::size_t limit = cache_limit;
+  if (c && size >= kMinCachedBytes && size <= limit) {
+    c->make_room(size, limit);
+    SizeClass& kept = c->by_size[size];
+    kept.buffers.push_back(data_);
+    kept.last_use = ++c->clock;
     c->bytes += size;
-    c->by_size[size].push_back(data_);
     return;
   }
   std::free(data_);
@@ -93,7 +128,7 @@ std::uint64_t system_memory_bytes() {
 
 void set_buffer_cache_limit(std::size_t bytes) {
   cache_limit = bytes;
-  if (buffer_cache_bytes() > bytes) clear_buffer_cache();
+  if (BufferCache* c = cache()) c->make_room(0, bytes);
 }
 
 std::size_t buffer_cache_limit() { return cache_limit; }

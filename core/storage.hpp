@@ -5,8 +5,9 @@
 // iteration (im2col columns, activations, their gradients). Fresh memory from
 // the system costs a page fault per 4 KiB on first touch, which measured here
 // at more than a third of a conv layer's time. So when a storage dies its
-// large buffer is kept, per thread and per byte count, and the next storage
-// of that size takes it instead of new memory.
+// large buffer is kept, per thread and per size class, and the next storage
+// of that size class takes it instead of new memory. A full cache drops the
+// sizes used longest ago first.
 #pragma once
 
 #include <cstddef>
@@ -45,6 +46,7 @@ class Storage {
 std::uint64_t system_memory_bytes();
 
 // Upper bound on the bytes kept per thread (default 1 GiB); 0 disables reuse.
+// Lowering it frees this thread's least recently used buffers down to it.
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_limit();
 std::size_t buffer_cache_bytes();  // kept now on this thread

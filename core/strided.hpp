@@ -2,6 +2,7 @@
 // reduction kernel shares. Plain code over offsets; no tape, no dtype.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -30,21 +31,38 @@ Strides contiguous_strides(const ShapeLike& shape) {
   return s;
 }
 
+// The rows for_each_row walks: one per index of shape[:-1], none if empty.
+inline std::size_t row_count(const Shape& shape) {
+  const std::size_t n = product(shape);
+  return n == 0 ? 0 : n / (shape.empty() ? 1 : shape.back());
+}
+
 // Calls row(o0, o1, o2) for every index of shape[:-1] in row-major order,
 // where ok is that row's first offset under strides sk; the caller walks the
 // last axis (shape.back() elements, strides sk.back()) itself, so that it can
-// pick a tight loop for the strides it sees. A 0-d shape is one row.
+// pick a tight loop for the strides it sees. A 0-d shape is one row. Only
+// rows [first, last) when given (a part of the walk, for parallel_rows).
 template <class F>
-void for_each_row(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2, F&& row) {
-  if (product(shape) == 0) return;
+void for_each_row(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2, F&& row,
+                  std::size_t first = 0, std::size_t last = std::size_t(-1)) {
+  last = std::min(last, row_count(shape));
+  if (first >= last) return;
   const std::size_t nd = shape.size();
   if (nd <= 1) {
     row(std::ptrdiff_t(0), std::ptrdiff_t(0), std::ptrdiff_t(0));
     return;
   }
+  // The index and offsets of row `first`.
   std::vector<std::size_t> index(nd - 1, 0);
   std::ptrdiff_t o0 = 0, o1 = 0, o2 = 0;
-  for (std::size_t r = 0, rows = product(shape) / shape.back(); r < rows; ++r) {
+  for (std::size_t d = nd - 1, rest = first; d-- > 0; rest /= shape[d]) {
+    index[d] = rest % shape[d];
+    const auto i = static_cast<std::ptrdiff_t>(index[d]);
+    o0 += s0[d] * i;
+    o1 += s1[d] * i;
+    o2 += s2[d] * i;
+  }
+  for (std::size_t r = first; r < last; ++r) {
     row(o0, o1, o2);
     for (std::size_t d = nd - 1; d-- > 0;) {
       if (++index[d] < shape[d]) {

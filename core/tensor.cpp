@@ -8,6 +8,7 @@
 #include <xtensor/xio.hpp>
 
 #include "autograd.hpp"
+#include "parallel.hpp"
 
 namespace tg {
 
@@ -150,8 +151,12 @@ Tensor copy_to(const Tensor& src, Dtype dtype) {
       const S* ps = static_cast<const S*>(src.impl()->storage->data()) + src.impl()->offset;
       D* pd = static_cast<D*>(dst.impl()->storage->data());
       const Strides none(src.dim(), 0);
-      for_each_offset(src.shape(), src.strides(), contiguous_strides(src.shape()), none,
-                      [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { pd[o] = static_cast<D>(ps[i]); });
+      const std::size_t n = src.shape().empty() ? 1 : src.shape().back();
+      const std::ptrdiff_t step = src.shape().empty() ? 0 : src.strides().back();
+      parallel_rows(src.shape(), src.strides(), contiguous_strides(src.shape()), none,
+                    [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
+                      for (std::size_t k = 0; k < n; ++k) pd[o + std::ptrdiff_t(k)] = static_cast<D>(ps[i + std::ptrdiff_t(k) * step]);
+                    });
     });
   });
   return dst;
@@ -266,7 +271,9 @@ Tensor filled(const char* op, const Shape& shape, double value, TensorOptions op
   visit_dtype(options.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = static_cast<T*>(t.impl()->storage->data());
-    std::fill(p, p + t.numel(), static_cast<T>(value));
+    parallel_for(t.numel(), t.numel(), [&](std::size_t first, std::size_t last) {
+      std::fill(p + first, p + last, static_cast<T>(value));
+    });
   });
   if (options.requires_grad()) t.requires_grad_(true);
   return t;

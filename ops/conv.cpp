@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "../core/autograd.hpp"
+#include "../core/parallel.hpp"
 #include "elementwise.hpp"
 #include "kernels/im2col.hpp"
 #include "linalg.hpp"
@@ -67,8 +68,10 @@ Tensor im2col(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding, Size2
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* pc = static_cast<T*>(cols.impl()->storage->data());
-    for (std::size_t i = 0; i < n; ++i)
-      kernels::im2col(px + i * c * h * w, c, h, w, win, T(pad_value), pc + i * rows * positions);
+    parallel_for(n, n * rows * positions, [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i)
+        kernels::im2col(px + i * c * h * w, c, h, w, win, T(pad_value), pc + i * rows * positions);
+    });
   });
   return record("im2col", {x}, std::move(cols))
       .backward([image = Size2(std::int64_t(h), std::int64_t(w)), kernel, stride, padding, dilation](const GradContext& g) {
@@ -95,7 +98,9 @@ Tensor col2im(const Tensor& cols0, Size2 image, Size2 kernel, Size2 stride, Size
     using T = typename decltype(tag)::type;
     const T* pc = cols.data<T>();
     T* px = static_cast<T*>(x.impl()->storage->data());
-    for (std::size_t i = 0; i < n; ++i) kernels::col2im(pc + i * s[1] * s[2], c, h, w, win, px + i * c * h * w);
+    parallel_for(n, n * s[1] * s[2], [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) kernels::col2im(pc + i * s[1] * s[2], c, h, w, win, px + i * c * h * w);
+    });
   });
   return record("col2im", {cols}, std::move(x)).backward([kernel, stride, padding, dilation](const GradContext& g) {
     return Grads{im2col(g.grad, kernel, stride, padding, dilation)};

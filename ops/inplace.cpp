@@ -32,8 +32,13 @@ void update_each(const char* op, Tensor& self, const Tensor* source, F f) {
     T* dst = static_cast<T*>(t.impl()->storage->data()) + t.impl()->offset;
     const T* from = src.defined() ? src.data<T>() : nullptr;
     const Strides none(shape.size(), 0);
-    for_each_offset(shape, t.strides(), read, none, [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) {
-      f(dst[o], from ? from[i] : T(0));
+    const auto each = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) { f(dst[o], from ? from[i] : T(0)); };
+    if (!t.is_contiguous()) return for_each_offset(shape, t.strides(), read, none, each);
+    // A contiguous self has no two elements at one address: its rows can go to different threads.
+    const std::size_t n = shape.empty() ? 1 : shape.back();
+    const std::ptrdiff_t step = shape.empty() ? 0 : read.back();
+    kernels::parallel_rows(shape, t.strides(), read, none, [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) {
+      for (std::size_t k = 0; k < n; ++k) each(o + std::ptrdiff_t(k), i + std::ptrdiff_t(k) * step, 0);
     });
   });
 }

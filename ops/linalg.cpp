@@ -1,6 +1,7 @@
 #include "linalg.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../core/autograd.hpp"
 #include "elementwise.hpp"
@@ -76,8 +77,9 @@ Tensor gemm_batch_sum(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
   if (gs.batch_a != gs.batch_b)
     throw ShapeError("matmul_batch_sum: batch shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   const std::size_t batch = kernels::product(gs.batch_a);
-  Tensor out = zeros(Shape{gs.m, gs.n}, a.dtype());
-  if (gs.m * gs.n * gs.k > 0) {
+  // The first GEMM writes with beta = 0: no zeros to write first.
+  Tensor out = gs.m * gs.n * gs.k > 0 && batch > 0 ? empty(Shape{gs.m, gs.n}, a.dtype()) : zeros(Shape{gs.m, gs.n}, a.dtype());
+  if (gs.m * gs.n * gs.k > 0 && batch > 0) {
     visit_floating("matmul_batch_sum", a.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T* pa = a.data<T>();
@@ -88,7 +90,7 @@ Tensor gemm_batch_sum(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
         kernels::gemm(true, false, gs.m, gs.n, batch * gs.k, pa, pb, T(0), pc);
       } else {
         for (std::size_t i = 0; i < batch; ++i)
-          kernels::gemm(ta, tb, gs.m, gs.n, gs.k, pa + i * gs.m * gs.k, pb + i * gs.k * gs.n, T(1), pc);
+          kernels::gemm(ta, tb, gs.m, gs.n, gs.k, pa + i * gs.m * gs.k, pb + i * gs.k * gs.n, T(i ? 1 : 0), pc);
       }
     });
   }
@@ -141,12 +143,24 @@ Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose
       for (auto& e : s) e *= std::ptrdiff_t(size);
       return s;
     };
-    for_each_offset(batch, matrices(kernels::broadcast_strides(gs.batch_a, batch), m * k),
-                    matrices(kernels::broadcast_strides(gs.batch_b, batch), k * n),
-                    matrices(kernels::contiguous_strides(batch), m * n),
-                    [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t ic) {
-                      kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + ic);
-                    });
+    const kernels::Strides step_a = matrices(kernels::broadcast_strides(gs.batch_a, batch), m * k),
+                           step_b = matrices(kernels::broadcast_strides(gs.batch_b, batch), k * n);
+    // The matrices of a float batch (a convolution's images) go to the
+    // threads, each GEMM on one thread: such small GEMMs split poorly, and
+    // oneDNN runs serially inside a parallel region. Double GEMM stays on
+    // OpenBLAS and its own threads.
+    const std::size_t count = kernels::product(batch);
+    const std::size_t work = std::is_same_v<T, float> ? count * m * n : 0;
+    kernels::parallel_for(count, work, [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) {
+        std::ptrdiff_t ia = 0, ib = 0;
+        for (std::size_t d = batch.size(), rest = i; d-- > 0; rest /= batch[d]) {
+          ia += step_a[d] * std::ptrdiff_t(rest % batch[d]);
+          ib += step_b[d] * std::ptrdiff_t(rest % batch[d]);
+        }
+        kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + i * m * n);
+      }
+    });
   });
   return record(op, {a, b}, std::move(out))
       .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})

@@ -68,12 +68,41 @@ bool last_axis_reduced(const Shape& shape, const Reduction& r) {
   return shape.empty() || r.out_strides.back() == 0;
 }
 
+// for_each_reduced_row with the outputs split over threads: part(lo, hi,
+// walk) runs once per thread, and walk(row) walks every row but passes on
+// only the elements of outputs [lo, hi), in the serial order. Every output
+// sees the same operations in the same order with any thread count.
+template <class Part>
+void parallel_output_parts(const Shape& shape, const Reduction& r, Part&& part) {
+  const std::size_t outputs = kernels::product(r.keep_shape);
+  const bool whole_run = last_axis_reduced(shape, r);
+  kernels::parallel_for(outputs, kernels::product(shape), [&](std::size_t lo, std::size_t hi) {
+    part(lo, hi, [&](auto&& row) {
+      if (lo == 0 && hi == outputs) return for_each_reduced_row(shape, r, row);
+      for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+        const auto first = std::size_t(o);
+        if (whole_run) {
+          if (first >= lo && first < hi) row(i, o, n);
+          return;
+        }
+        const std::size_t k0 = lo > first ? lo - first : 0, k1 = std::min(n, hi > first ? hi - first : 0);
+        if (k0 < k1) row(i + std::ptrdiff_t(k0), o + std::ptrdiff_t(k0), k1 - k0);
+      });
+    });
+  });
+}
+
+template <class Row>
+void parallel_reduced_rows(const Shape& shape, const Reduction& r, Row&& row) {
+  parallel_output_parts(shape, r, [&](std::size_t, std::size_t, auto&& walk) { walk(row); });
+}
+
 // acc[o] += x[i] for every element: a reduced run is summed in a register,
 // a kept one is added as a vector.
 template <class T, class Acc>
 void sum_into(const T* x, const Shape& shape, const Reduction& r, Acc* acc) {
   const bool whole_run = last_axis_reduced(shape, r);
-  for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+  parallel_reduced_rows(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     const T* run = x + i;
     if (whole_run) {
       Acc s = 0;
@@ -109,7 +138,7 @@ MaxPositions max_positions(const T* px, const T* py, const Shape& shape, const R
   std::fill(first, first + outputs, std::int64_t(-1));
   std::vector<std::uint32_t> count(outputs, 0);
   // Counts the maxima of each output and keeps the first one's position.
-  for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+  parallel_reduced_rows(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     const T* run = px + i;
     if (whole_run) {
       const T m = py[o];
@@ -146,16 +175,21 @@ MaxPositions max_positions(const T* px, const T* py, const Shape& shape, const R
   std::int64_t* rows = static_cast<std::int64_t*>(where.rows.impl()->storage->data());
   std::copy(first, first + outputs, pos);
   for (std::size_t o = 0; o < outputs; ++o) rows[o] = std::int64_t(o);
-  std::size_t next = outputs;
-  for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
-    for (std::size_t k = 0; k < n; ++k) {
-      const std::size_t at = std::size_t(o) + (whole_run ? 0 : k);
-      const std::int64_t ik = std::int64_t(i) + std::int64_t(k);
-      if (count[at] > 1 && ik != first[at] && is_max(px[ik], py[at])) {
-        pos[next] = ik;
-        rows[next++] = std::int64_t(at);
+  // The other maxima of outputs [lo, hi) go after those of the outputs before
+  // lo: each thread knows where its part starts.
+  parallel_output_parts(shape, r, [&](std::size_t lo, std::size_t, auto&& walk) {
+    std::size_t next = outputs;
+    for (std::size_t o = 0; o < lo; ++o) next += count[o] - 1;
+    walk([&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t at = std::size_t(o) + (whole_run ? 0 : k);
+        const std::int64_t ik = std::int64_t(i) + std::int64_t(k);
+        if (count[at] > 1 && ik != first[at] && is_max(px[ik], py[at])) {
+          pos[next] = ik;
+          rows[next++] = std::int64_t(at);
+        }
       }
-    }
+    });
   });
   where.share = empty(Shape{outputs}, dtype_of<T>());
   T* share = static_cast<T*>(where.share.impl()->storage->data());
@@ -177,12 +211,14 @@ Tensor scatter_positions(const Tensor& src0, const Tensor& pos, const Tensor& ro
     const T* ps = src.data<T>();
     const std::int64_t* pp = pos.data<std::int64_t>();
     T* po = static_cast<T*>(out.impl()->storage->data());
-    if (rows.defined()) {
-      const std::int64_t* pr = rows.data<std::int64_t>();
-      for (std::size_t p = 0; p < count; ++p) po[pp[p]] += ps[pr[p]];
-    } else {
-      for (std::size_t p = 0; p < count; ++p) po[pp[p]] += ps[p];
-    }
+    const std::int64_t* pr = rows.defined() ? rows.data<std::int64_t>() : nullptr;
+    // The positions are distinct: the parts write distinct elements.
+    kernels::parallel_for(count, count, [&](std::size_t first, std::size_t last) {
+      if (pr)
+        for (std::size_t p = first; p < last; ++p) po[pp[p]] += ps[pr[p]];
+      else
+        for (std::size_t p = first; p < last; ++p) po[pp[p]] += ps[p];
+    });
   });
   return record("scatter_positions", {src}, std::move(out)).backward([pos, rows](const GradContext& c) {
     const Tensor picked = index_select(c.grad, 0, pos);
@@ -247,7 +283,7 @@ Tensor broadcast_to(const Tensor& x0, const Shape& shape) {
     const std::size_t n = shape.back();  // shape has at least one axis: x's differs from it
     const kernels::Strides read = kernels::broadcast_strides(in_shape, shape), none(shape.size(), 0);
     const bool repeat = read.back() == 0;
-    for_each_row(shape, read, kernels::contiguous_strides(shape), none,
+    kernels::parallel_rows(shape, read, kernels::contiguous_strides(shape), none,
                  [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
                    if (repeat)
                      std::fill(po + o, po + o + std::ptrdiff_t(n), px[i]);
@@ -300,7 +336,7 @@ Tensor max(const Tensor& x0, const Axes& axes, bool keepdims) {
       std::fill(po, po + out.numel(), -std::numeric_limits<T>::infinity());
     const T* px = x.data<T>();
     const bool whole_run = last_axis_reduced(in_shape, r);
-    for_each_reduced_row(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+    parallel_reduced_rows(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
       const T* run = px + i;
       T* best = po + o;
       for (std::size_t k = 0; k < n; ++k) {

@@ -150,3 +150,20 @@ TEST_CASE("two threads, each training its own model, do not interfere") {
   CHECK(b < 1.0);
   CHECK(a == alone);  // the same run alone gives the same numbers
 }
+
+TEST_CASE("a full buffer cache keeps taking the sizes in use, dropping those used longest ago") {
+  const std::size_t limit = tg::buffer_cache_limit();
+  tg::clear_buffer_cache();
+  tg::set_buffer_cache_limit(8 << 20);
+  // 64 sizes of 1 MiB and more, each used once: more than the cache holds.
+  for (std::size_t k = 0; k < 64; ++k) (void)tg::empty({(1 << 18) + k * 4096});
+  CHECK(tg::buffer_cache_bytes() <= std::size_t(8 << 20));
+  // A size in use now is still kept when freed, and the next tensor of a
+  // size a little apart (the same size class) takes it from the cache.
+  (void)tg::empty({(1 << 19) + 100});
+  const std::size_t with_it = tg::buffer_cache_bytes();
+  const tg::Tensor reused = tg::empty({(1 << 19) + 1000});
+  CHECK(tg::buffer_cache_bytes() < with_it);
+  tg::set_buffer_cache_limit(limit);
+  tg::clear_buffer_cache();
+}

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../../core/parallel.hpp"
 #include "../../core/strided.hpp"
 #include "../../core/tensor.hpp"
 
@@ -14,6 +15,8 @@ namespace tg::kernels {
 using tg::contiguous_strides;
 using tg::for_each_offset;
 using tg::for_each_row;
+using tg::parallel_for;
+using tg::parallel_rows;
 using tg::product;
 using tg::Strides;
 
@@ -50,7 +53,10 @@ Tensor map(const Tensor& x, F&& f) {
   Tensor out = empty(x.shape(), dtype_of<R>());
   const T* px = x.data<T>();
   R* po = static_cast<R*>(out.impl()->storage->data());
-  for (std::size_t i = 0, n = x.numel(); i < n; ++i) po[i] = f(px[i]);
+  const std::size_t n = x.numel();
+  parallel_for(n, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) po[i] = f(px[i]);
+  });
   return out;
 }
 
@@ -66,16 +72,21 @@ Tensor map(const char* op, const Tensor& a, const Tensor& b, F&& f) {
     Tensor out = empty(a.shape(), dtype_of<R>());
     R* po = static_cast<R*>(out.impl()->storage->data());
     const std::size_t n = a.numel();
-    if (same)
-      for (std::size_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
-    else
-      for (std::size_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[0]);
+    parallel_for(n, n, [&](std::size_t begin, std::size_t end) {
+      if (same)
+        for (std::size_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
+      else
+        for (std::size_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[0]);
+    });
     return out;
   }
   if (a.numel() == 1 && a.dim() <= b.dim()) {
     Tensor out = empty(b.shape(), dtype_of<R>());
     R* po = static_cast<R*>(out.impl()->storage->data());
-    for (std::size_t i = 0, n = b.numel(); i < n; ++i) po[i] = f(pa[0], pb[i]);
+    const std::size_t n = b.numel();
+    parallel_for(n, n, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) po[i] = f(pa[0], pb[i]);
+    });
     return out;
   }
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
@@ -85,7 +96,7 @@ Tensor map(const char* op, const Tensor& a, const Tensor& b, F&& f) {
   const std::size_t n = shape.empty() ? 1 : shape.back();
   const std::ptrdiff_t da = shape.empty() ? 0 : sa.back(), db = shape.empty() ? 0 : sb.back();
   // Along the last axis each operand is either walked (stride 1) or repeated (stride 0).
-  for_each_row(shape, sa, sb, contiguous_strides(shape), [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
+  parallel_rows(shape, sa, sb, contiguous_strides(shape), [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
     const T* x = pa + ia;
     const T* y = pb + ib;
     R* z = po + io;
