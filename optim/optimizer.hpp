@@ -47,6 +47,9 @@
 // Scalar coefficients (bias corrections, 1 - beta, ...) are computed in
 // double; the element-wise arithmetic and the state tensors are in the
 // parameter's dtype, as PyTorch does.
+// One departure: a state value that decays below the dtype's smallest normal
+// number (a moment of a weight whose gradient has stayed 0) is set to 0,
+// because arithmetic on subnormals is many times slower; PyTorch keeps it.
 //
 // Saving and resuming (safetensors, see io/safetensors.hpp):
 //

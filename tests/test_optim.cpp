@@ -382,6 +382,33 @@ TEST_CASE("float32 parameters: every optimizer updates them, in float32") {
   CHECK(q.value<float>()(0) == doctest::Approx(0.5f - 0.1f * 3.0f).epsilon(1e-6));
 }
 
+TEST_CASE("state that decays below the smallest normal float becomes 0, never subnormal") {
+  // One step with gradient 1, then gradient 0: SGD's momentum buffer and
+  // Adam's first moment shrink by 0.9 a step (RMSprop's centred average by
+  // alpha = 0.9), and would be subnormal floats from about step 830 to 980.
+  for (const std::string name : {"SGD", "Adam", "RMSprop"}) {
+    CAPTURE(name);
+    tg::Tensor p(xt::xarray<float>{1.0f}, true);
+    std::unique_ptr<tg::optim::Optimizer> opt;
+    if (name == "SGD") opt = std::make_unique<tg::optim::SGD>(std::vector<tg::Tensor>{p}, 0.1, 0.9);
+    if (name == "Adam") opt = std::make_unique<tg::optim::Adam>(std::vector<tg::Tensor>{p}, 0.1);
+    if (name == "RMSprop")
+      opt = std::make_unique<tg::optim::RMSprop>(std::vector<tg::Tensor>{p}, 0.1, 0.9, 1e-8, 0.0, 0.0, true);
+    const char* decaying = name == "SGD" ? "momentum_buffer" : name == "Adam" ? "exp_avg" : "grad_avg";
+    bool zero_seen = false;
+    for (int step = 0; step < 900; ++step) {
+      opt->zero_grad();
+      tg::sum(p * (step == 0 ? 1.0f : 0.0f)).backward();
+      opt->step();
+      const float s = opt->state(0, decaying).item<float>();
+      CHECK(std::fpclassify(s) != FP_SUBNORMAL);
+      zero_seen = zero_seen || s == 0.0f;
+    }
+    CHECK(zero_seen);  // it did decay that far
+    CHECK(std::isfinite(p.item<float>()));
+  }
+}
+
 TEST_CASE("one optimizer, float32 and float64 parameters: each is updated in its own dtype") {
   tg::Tensor f(xt::xarray<float>{0.1f, -0.3f}, true);
   tg::Tensor d = param();
