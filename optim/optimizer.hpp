@@ -47,9 +47,12 @@
 // Scalar coefficients (bias corrections, 1 - beta, ...) are computed in
 // double; the element-wise arithmetic and the state tensors are in the
 // parameter's dtype, as PyTorch does.
-// One departure: a state value that decays below the dtype's smallest normal
-// number (a moment of a weight whose gradient has stayed 0) is set to 0,
-// because arithmetic on subnormals is many times slower; PyTorch keeps it.
+// One departure: on x86, step() treats subnormal numbers as 0 (the
+// flush-to-zero and denormals-are-zero modes, for its own thread and its
+// own duration), so a moment that decays below the smallest normal number,
+// as a weight's whose gradient stays 0, becomes 0 instead of making every
+// later step many times slower. PyTorch keeps subnormals unless
+// torch.set_flush_denormal(True) is called.
 //
 // Saving and resuming (safetensors, see io/safetensors.hpp):
 //

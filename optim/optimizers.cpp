@@ -1,7 +1,6 @@
 #include "optimizers.hpp"
 
 #include <cmath>
-#include <limits>
 
 #include "../core/tape.hpp"
 #include "check.hpp"
@@ -17,15 +16,6 @@ T lerp(T self, T end, T weight) {
 }
 
 bool is_flag(double v) { return v == 0.0 || v == 1.0; }
-
-// State that decays geometrically (the moments of a weight whose gradient has
-// become 0) ends up subnormal, and arithmetic on subnormals takes a microcode
-// assist: an Adam step was measured 20 to 50 times slower (bench/adam_step).
-// Below the smallest normal value the state is 0 for every later update.
-template <class T>
-T flush_subnormal(T x) {
-  return std::abs(x) < std::numeric_limits<T>::min() ? T(0) : x;
-}
 
 }  // namespace
 
@@ -76,7 +66,7 @@ void SGD::update_as(std::size_t index, const Options& o, Tensor& param, const Te
   for (std::size_t i = 0; i < n; ++i) {
     T g = grad[i];
     if (decay) g += wd * value[i];
-    buf[i] = flush_subnormal(first ? g : buf[i] * momentum + keep * g);
+    buf[i] = first ? g : buf[i] * momentum + keep * g;
     g = nesterov ? g + momentum * buf[i] : buf[i];
     value[i] -= lr * g;
   }
@@ -129,8 +119,8 @@ void Adam::update_as(std::size_t index, std::int64_t step, const Options& o, Ten
     T g = grad[i];
     if (decoupled_) value[i] *= shrink;
     if (l2) g += wd * value[i];
-    m[i] = flush_subnormal(lerp(m[i], g, w1));
-    v[i] = flush_subnormal(v[i] * beta2 + w2 * g * g);
+    m[i] = lerp(m[i], g, w1);
+    v[i] = v[i] * beta2 + w2 * g * g;
     const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps;
     value[i] -= step_size * m[i] / denom;
   }
@@ -185,17 +175,17 @@ void RMSprop::update_as(std::size_t index, const Options& o, Tensor& param, cons
   for (std::size_t i = 0; i < n; ++i) {
     T g = grad[i];
     if (decay) g += wd * value[i];
-    s[i] = flush_subnormal(s[i] * alpha + w * g * g);
+    s[i] = s[i] * alpha + w * g * g;
     T avg;
     if (centered) {
-      a[i] = flush_subnormal(lerp(a[i], g, w));
+      a[i] = lerp(a[i], g, w);
       avg = std::sqrt(s[i] - a[i] * a[i]);
     } else {
       avg = std::sqrt(s[i]);
     }
     avg += eps;
     if (with_momentum) {
-      b[i] = flush_subnormal(b[i] * momentum + g / avg);
+      b[i] = b[i] * momentum + g / avg;
       value[i] -= lr * b[i];
     } else {
       value[i] -= lr * g / avg;
