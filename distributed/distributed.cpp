@@ -38,10 +38,11 @@ void* collective_buffer(const char* op, Tensor& t) {
   return visit_dtype(t.dtype(), [&](auto tag) -> void* { return t.mutable_data<typename decltype(tag)::type>(); });
 }
 
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
 // Groups `tensors` by dtype, in order, into buckets of at most `max_bytes`
 // (a larger tensor alone), each with a flat tensor to pack them into.
-std::vector<detail::Bucket> make_buckets(const std::vector<std::pair<std::string, Tensor>>& tensors,
-                                               std::size_t max_bytes) {
+std::vector<detail::Bucket> make_buckets(const NamedTensors& tensors, std::size_t max_bytes) {
   std::vector<detail::Bucket> buckets;
   for (const Dtype dtype : {kFloat32, kFloat64, kInt64, kBool}) {
     std::size_t bytes = 0;
@@ -101,8 +102,8 @@ void broadcast_from_rank0(Environment& env, std::vector<detail::Bucket>& buckets
 }
 
 // Each tensor once (a tied one appears under several names), with its first name.
-std::vector<std::pair<std::string, Tensor>> distinct(const nn::Module::Named<Tensor>& named) {
-  std::vector<std::pair<std::string, Tensor>> out;
+NamedTensors distinct(const nn::Module::Named<Tensor>& named) {
+  NamedTensors out;
   std::unordered_set<const TensorImpl*> seen;
   for (const auto& [name, t] : named)
     if (seen.insert(t.impl().get()).second) out.emplace_back(name, t);
@@ -161,9 +162,7 @@ void Environment::all_reduce_sum(Tensor& t) {
   void* data = collective_buffer("all_reduce_sum", t);
   const auto start = std::chrono::steady_clock::now();
   MPI_Allreduce(MPI_IN_PLACE, data, int(t.numel()), mpi_type(t.dtype()), MPI_SUM, MPI_COMM_WORLD);
-  traffic_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  traffic_.all_reduce_bytes += t.numel() * element_size(t.dtype());
-  ++traffic_.calls;
+  count(start, traffic_.all_reduce_bytes, t);
 }
 
 void Environment::broadcast(Tensor& t, int root) {
@@ -173,8 +172,12 @@ void Environment::broadcast(Tensor& t, int root) {
   void* data = collective_buffer("broadcast", t);
   const auto start = std::chrono::steady_clock::now();
   MPI_Bcast(data, int(t.numel()), mpi_type(t.dtype()), root, MPI_COMM_WORLD);
+  count(start, traffic_.broadcast_bytes, t);
+}
+
+void Environment::count(std::chrono::steady_clock::time_point start, std::uint64_t& bytes, const Tensor& t) {
   traffic_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  traffic_.broadcast_bytes += t.numel() * element_size(t.dtype());
+  bytes += t.numel() * element_size(t.dtype());
   ++traffic_.calls;
 }
 
@@ -188,14 +191,14 @@ DataParallel::DataParallel(nn::Module& module, Environment& env, DataParallelOpt
   env.broadcast(hash, 0);
   Tensor differing = full({1}, hash.data<std::int64_t>()[0] != own ? 1.0 : 0.0, kInt64);
   env.all_reduce_sum(differing);
-  if (differing.item<std::int64_t>() > 0)
-    throw DistributedError("DataParallel: the model differs between ranks (" + std::to_string(differing.item<std::int64_t>()) +
-                           " of " + std::to_string(env.world_size()) +
-                           " have other parameter or buffer names, shapes or dtypes than rank 0); every rank must build "
-                           "the same architecture");
+  if (const auto count = differing.item<std::int64_t>(); count > 0)
+    throw DistributedError("DataParallel: the model differs between ranks (" + std::to_string(count) + " of " +
+                           std::to_string(env.world_size()) +
+                           " have other parameter or buffer names, shapes or dtypes than rank 0); every rank must "
+                           "build the same architecture");
 
   const auto parameters = distinct(module.named_parameters());
-  std::vector<std::pair<std::string, Tensor>> trainable;
+  NamedTensors trainable;
   for (const auto& named : parameters)
     if (named.second.requires_grad()) trainable.push_back(named);
   gradient_buckets_ = make_buckets(trainable, options.bucket_bytes);

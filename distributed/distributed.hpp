@@ -37,6 +37,7 @@
 // (whose statistics cover all of it); without BatchNorm it is.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -106,6 +107,9 @@ class Environment {
   [[noreturn]] void abort(const std::string& what, int exit_code = 1) const;
 
  private:
+  // Adds a collective that started at `start` and carried `t` to traffic_.
+  void count(std::chrono::steady_clock::time_point start, std::uint64_t& bytes, const Tensor& t);
+
   int rank_ = 0, world_size_ = 1;
   Traffic traffic_;
 };
