@@ -11,6 +11,19 @@
 
 #include "../core/tape.hpp"
 
+// Built with AddressSanitizer (and so LeakSanitizer)? See ~Environment.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TAPEGRAD_LEAK_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TAPEGRAD_LEAK_SANITIZER 1
+#endif
+#ifdef TAPEGRAD_LEAK_SANITIZER
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace tg::distributed {
 
 namespace {
@@ -147,6 +160,13 @@ Environment::~Environment() {
   // Unwinding past the Environment: the other ranks may be waiting in a
   // collective for this one, and MPI_Finalize would wait for them.
   if (std::uncaught_exceptions() > 0) abort("an exception left the scope of the tg::distributed::Environment");
+#ifdef TAPEGRAD_LEAK_SANITIZER
+  // MPI_Finalize unloads Open MPI's components, and what they hold until exit
+  // would then look like leaks from "<unknown module>", which no suppression
+  // can name. So the leak check runs now, while that is still reachable (it
+  // replaces the one at exit).
+  __lsan_do_leak_check();
+#endif
   MPI_Finalize();
 }
 

@@ -78,7 +78,9 @@ struct Traffic {
 //
 // A rank that fails must end the job, not leave the others waiting in a
 // collective: catch on every rank and call abort(). An Environment destroyed
-// while an exception is propagating ends the job the same way.
+// while an exception is propagating ends the job the same way. In a build
+// with AddressSanitizer the destructor runs LeakSanitizer's check before
+// MPI_Finalize (see distributed.cpp).
 class Environment {
  public:
   // Throws DistributedError when the process was not started by mpirun, or

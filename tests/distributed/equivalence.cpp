@@ -15,7 +15,6 @@
 
 #include <tapegrad/distributed/distributed.hpp>
 
-#include "leak_check.hpp"
 #include "toy_problem.hpp"
 
 namespace {
@@ -58,8 +57,7 @@ double relative_difference(const tg::Tensor& a, const tg::Tensor& b) {
 int main(int argc, char** argv) {
   try {
     tg::distributed::Environment mpi(argc, argv);
-    const LeakCheckBeforeFinalize leak_check;
-    try {
+      try {
       const auto ranks = std::size_t(mpi.world_size()), rank = std::size_t(mpi.rank());
       if (kGlobalBatch % ranks != 0)
         throw tg::ValueError("the global batch of " + std::to_string(kGlobalBatch) + " does not divide among " +

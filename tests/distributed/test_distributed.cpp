@@ -15,8 +15,6 @@
 #include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/tapegrad.hpp>
 
-#include "leak_check.hpp"
-
 namespace dist = tg::distributed;
 
 namespace {
@@ -272,7 +270,6 @@ TEST_CASE("DistributedSampler errors") {
 
 int main(int argc, char** argv) {
   dist::Environment environment(argc, argv);
-  const LeakCheckBeforeFinalize leak_check;
   mpi = &environment;
   doctest::Context context(argc, argv);
   return context.run();
