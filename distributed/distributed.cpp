@@ -146,7 +146,8 @@ bool launched_by_mpirun() {
 Environment::Environment(int& argc, char**& argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (initialized) throw DistributedError("Environment: MPI is already initialised in this process; make one Environment, in main");
+  if (initialized)
+    throw DistributedError("Environment: MPI is already initialised in this process; make one Environment, in main");
   if (!launched_by_mpirun())
     throw DistributedError("Environment: this process was not started by mpirun; run it as `mpirun -np N " +
                            std::string(argc > 0 ? argv[0] : "<program>") + " ...` (N processes)");

@@ -92,12 +92,14 @@ TEST_CASE("all_reduce_sum and broadcast, in every dtype, counted in traffic()") 
 
 TEST_CASE("collectives refuse what they cannot send, before sending anything") {
   tg::Tensor strided = tg::zeros({3, 2}).t();
-  CHECK_THROWS_WITH_AS(mpi->all_reduce_sum(strided), doctest::Contains("all_reduce_sum: the tensor of shape (2, 3) is not contiguous"),
+  CHECK_THROWS_WITH_AS(mpi->all_reduce_sum(strided),
+                       doctest::Contains("all_reduce_sum: the tensor of shape (2, 3) is not contiguous"),
                        tg::ValueError);
   tg::Tensor flags = tg::zeros({2}, tg::kBool);
   CHECK_THROWS_WITH_AS(mpi->all_reduce_sum(flags), doctest::Contains("not defined for bool"), tg::DtypeError);
   tg::Tensor undefined;
-  CHECK_THROWS_WITH_AS(mpi->broadcast(undefined, 0), doctest::Contains("broadcast: the tensor is undefined"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(mpi->broadcast(undefined, 0), doctest::Contains("broadcast: the tensor is undefined"),
+                       tg::ValueError);
   tg::Tensor t = tg::zeros({2});
   CHECK_THROWS_WITH_AS(mpi->broadcast(t, 2), doctest::Contains("broadcast: root 2 is outside a world of 2 ranks"),
                        tg::ValueError);
@@ -130,7 +132,8 @@ TEST_CASE("average_gradients: the mean over the ranks, in buckets of at most buc
     CHECK(ddp.num_gradient_buckets() == (bucket_bytes > 32 ? 2u : bucket_bytes == 16 ? 3u : 4u));
     const double r = mpi->rank() + 1.0;  // each gradient is (rank + 1) · (its ramp)
     const tg::Tensor loss = (net.a * ramp(2, tg::kFloat32)).sum() + (net.b * ramp(2, tg::kFloat32)).sum() +
-                            (net.c * ramp(4, tg::kFloat32)).sum() + (net.d * ramp(3, tg::kFloat64)).sum().to(tg::kFloat32);
+                            (net.c * ramp(4, tg::kFloat32)).sum() +
+                            (net.d * ramp(3, tg::kFloat64)).sum().to(tg::kFloat32);
     loss.backward();
     CHECK(values(net.c.grad()) == std::vector<double>{r, 2 * r, 3 * r, 4 * r});
     ddp.average_gradients();
@@ -191,7 +194,7 @@ TEST_CASE("DataParallel refuses models that differ between ranks, on every rank"
   tg::Generator gen(1);
   tg::nn::Linear net(3, mpi->rank() == 0 ? 4 : 5, gen);
   CHECK_THROWS_WITH_AS(dist::DataParallel(*net, *mpi),
-                       doctest::Contains("the model differs between ranks (1 of 2 have other parameter or buffer names"),
+                       doctest::Contains("the model differs between ranks (1 of 2 have other parameter or buffer"),
                        dist::DistributedError);
   Mixed mixed(1.0);
   CHECK_THROWS_WITH_AS(dist::DataParallel(mixed, *mpi, {0}), doctest::Contains("bucket_bytes must be positive"),
