@@ -10,7 +10,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 PACKAGES := cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libopenblas-dev libdnnl-dev doctest-dev libbenchmark-dev \
-            nlohmann-json3-dev zlib1g-dev python3 libstb-dev libcli11-dev dataset-fashion-mnist
+            nlohmann-json3-dev zlib1g-dev python3 libstb-dev libcli11-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 # What the sanitizer builds and the fuzzers need in addition.
 CLANG_PACKAGES := clang libclang-rt-14-dev
 

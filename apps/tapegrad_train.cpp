@@ -4,6 +4,8 @@
 // layer's filters before and after training (filters.png), the loss and
 // accuracy curves (curves.svg), the numbers behind them (metrics.json) and
 // the last epoch's checkpoint (checkpoint/), from which --resume continues.
+// With --distributed, under `mpirun -np N`, N processes train together
+// (processes.hpp); rank 0 prints and writes.
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +22,7 @@
 
 #include "cli_checks.hpp"
 #include "fashion_cnn.hpp"
+#include "processes.hpp"
 #include "report.hpp"
 
 namespace {
@@ -35,6 +39,7 @@ struct Options {
   std::size_t limit = 0;  // training images; 0 = all
   std::string resume;     // a run's output directory to continue
   int stop_after = 0;     // epochs; 0 = all
+  bool distributed = false;
 };
 
 // The files a run leaves in its output directory.
@@ -141,19 +146,25 @@ class Progress {
 };
 
 // Mean loss and accuracy over a dataset, in eval mode, without recording.
-std::pair<double, double> evaluate(FashionCNN& net, const tg::data::datasets::MNIST& data, std::size_t batch_size) {
+// The processes share the batches: batch i is evaluated by rank i mod N.
+std::pair<double, double> evaluate(FashionCNN& net, const tg::data::datasets::MNIST& data, std::size_t batch_size,
+                                   Processes& processes) {
   tg::NoGradGuard no_grad;
+  processes.broadcast_buffers();
   net.eval();
   tg::data::DataLoader loader(data, {batch_size});
-  double loss_sum = 0.0;
-  std::size_t right = 0;
-  for (const tg::data::Batch& batch : loader) {
+  loader.start_epoch();
+  double loss_sum = 0.0, right = 0.0;
+  const auto first = std::size_t(processes.rank()), every = std::size_t(processes.world_size());
+  for (std::size_t i = first; i < loader.num_batches(); i += every) {
+    const tg::data::Batch batch = loader.batch(i);
     const tg::Tensor logits = net(batch.inputs);
     loss_sum += tg::cross_entropy(logits, batch.targets).item() * double(batch.size());
-    right += count_correct(logits, batch.labels);
+    right += double(count_correct(logits, batch.labels));
   }
   net.train();
-  return {loss_sum / double(data.size()), double(right) / double(data.size())};
+  const std::vector<double> total = processes.sum({loss_sum, right});
+  return {total[0] / double(data.size()), total[1] / double(data.size())};
 }
 
 // ---- checkpoints ---------------------------------------------------------------
@@ -265,10 +276,16 @@ int main(int argc, char** argv) {
   app.add_option("--stop-after", o.stop_after,
                  "stop after this many epochs, as an interrupted run would (0: run them all); continue with --resume")
       ->check(cli::non_negative());
+  app.add_flag("--distributed", o.distributed,
+               "train on the N processes that `mpirun -np N` starts: each takes batch-size/N images of every batch; "
+               "rank 0 prints and writes the output");
   CLI11_PARSE(app, argc, argv);
 
+  Processes processes;      // this one alone, unless --distributed
   std::string resume_hint;  // once a checkpoint is written: how to continue after a failure
   try {
+    if (o.distributed) processes.connect(argc, argv);
+    const bool is_main = processes.is_main();
     // A resumed run takes the options of its checkpoint; one given again must agree.
     Checkpoint resumed;
     if (!o.resume.empty()) {
@@ -300,7 +317,9 @@ int main(int argc, char** argv) {
       o.out_dir = o.resume;
     }
 
-    OutputDirectory out(o.out_dir);
+    processes.check_batch_size(o.batch_size);
+    std::optional<OutputDirectory> out;
+    if (is_main) out.emplace(o.out_dir);
     tg::set_num_threads(o.threads);
     const tg::data::Normalization norm = tg::data::fashion_mnist_normalization;
     const tg::data::datasets::MNIST train(o.data_dir, /*train=*/true, o.limit, norm);
@@ -308,14 +327,20 @@ int main(int argc, char** argv) {
     const tg::data::datasets::MNIST test(o.data_dir, /*train=*/false,
                                          o.limit ? std::max<std::size_t>(o.limit / 6, 1) : 0, norm);
     check_image_shape(test.images(), o.data_dir, /*train=*/false);
-    std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", o.data_dir.c_str(), train.size(), test.size());
+    if (is_main) {
+      std::printf("Fashion-MNIST from %s: %zu training and %zu test images\n", o.data_dir.c_str(), train.size(),
+                  test.size());
+      if (processes.distributed())
+        std::printf("Data-parallel on %d processes, %zu images of each batch of %zu per process\n",
+                    processes.world_size(), o.batch_size / std::size_t(processes.world_size()), o.batch_size);
+    }
 
     tg::Generator gen(o.seed);
     FashionCNN net(gen);
-    std::cout << net.summary({o.batch_size, 1, 28, 28}) << '\n';
+    if (is_main) std::cout << net.summary({o.batch_size, 1, 28, 28}) << '\n';
 
     auto optimizer = make_optimizer(o, net.parameters());
-    tg::data::DataLoader loader(train, {o.batch_size, /*shuffle=*/true, /*seed=*/o.seed + 1});
+    tg::data::DataLoader loader(train, processes.loader_options(train.size(), o.batch_size, /*seed=*/o.seed + 1));
     const std::size_t steps = loader.num_batches() * std::size_t(o.epochs);
     tg::optim::CosineAnnealingLR schedule(*optimizer, steps);  // stepped every batch
     const tg::nn::Metadata metadata = model_metadata(norm);
@@ -345,13 +370,14 @@ int main(int argc, char** argv) {
       seconds_before = resumed.state.at("seconds").get<double>();
       first_epoch = resumed.epoch + 1;
       for (int e = 0; e < resumed.epoch; ++e) loader.start_epoch();  // the data order of the epochs done
-      std::printf("Resuming %s at epoch %d of %d\n", o.resume.c_str(), first_epoch, o.epochs);
-    } else {
+      if (is_main) std::printf("Resuming %s at epoch %d of %d\n", o.resume.c_str(), first_epoch, o.epochs);
+    } else if (is_main) {
       filters_before = net.first_filters().to_xarray<float>();
       std::filesystem::create_directories(std::filesystem::path(o.out_dir) / checkpoint_dir);
       tg::io::save_tensors(checkpoint_path(o.out_dir, "filters_before.safetensors").string(),
                            {{"filters", net.first_filters().detach()}});
     }
+    processes.replicate(net);  // rank 0's parameters (and resumed state) on every process
 
     const auto start = std::chrono::steady_clock::now();
     auto elapsed = [&] {
@@ -360,35 +386,43 @@ int main(int argc, char** argv) {
     const int last_epoch = o.stop_after > 0 ? std::min(o.epochs, o.stop_after) : o.epochs;
     for (int epoch = first_epoch; epoch <= last_epoch; ++epoch) {
       Progress progress(epoch, o.epochs, loader.num_batches());
-      double loss_sum = 0.0;
-      std::size_t right = 0, seen = 0, b = 0;
+      double loss_sum = 0.0, right = 0.0, seen = 0.0;
+      std::size_t b = 0;
+      processes.begin_steps();
       for (const tg::data::Batch& batch : loader) {  // each range-for is the next epoch, in a new order
-        const tg::Tensor logits = net(batch.inputs);
+        const tg::Tensor logits = processes.forward(net, batch.inputs);
         const tg::Tensor loss = tg::cross_entropy(logits, batch.targets);
         optimizer->zero_grad();
         loss.backward();
+        processes.average_gradients();
         optimizer->step();
         schedule.step();
 
-        const double l = loss.item();
-        loss_sum += l * double(batch.size());
-        seen += batch.size();
-        right += count_correct(logits, batch.labels);
+        // The whole batch's numbers: each process's share summed.
+        const std::vector<double> share = processes.sum(
+            {loss.item() * double(batch.size()), double(count_correct(logits, batch.labels)), double(batch.size())});
+        const double l = share[0] / share[2];
+        loss_sum += share[0];
+        right += share[1];
+        seen += share[2];
         ++step;
         window_loss += l;
         if (++window == 50) {
           metrics["steps"].push_back({{"step", step}, {"train_loss", window_loss / 50}});
           window_loss = 0, window = 0;
         }
-        progress.update(b++, loss_sum / double(seen), double(right) / double(seen), seen);
+        if (is_main) progress.update(b, loss_sum / seen, right / seen, std::size_t(seen));
+        ++b;
       }
-      const auto [t_loss, t_acc] = evaluate(net, test, 256);
+      processes.end_steps(b);
+      const auto [t_loss, t_acc] = evaluate(net, test, 256, processes);
       const double seconds = elapsed();
+      if (!is_main) continue;  // the rest of the epoch writes the checkpoint
       std::printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.4f (%.0f s)\n", epoch,
-                  loss_sum / double(seen), t_loss, t_acc, seconds);
+                  loss_sum / seen, t_loss, t_acc, seconds);
       metrics["epochs"].push_back({{"epoch", epoch},
-                                   {"train_loss", loss_sum / double(seen)},
-                                   {"train_accuracy", double(right) / double(seen)},
+                                   {"train_loss", loss_sum / seen},
+                                   {"train_accuracy", right / seen},
                                    {"test_loss", t_loss},
                                    {"test_accuracy", t_acc},
                                    {"seconds", seconds}});
@@ -407,7 +441,7 @@ int main(int argc, char** argv) {
             {"train_images", train.size()}}},
           {"metrics", metrics}};
       replace_file(checkpoint_path(o.out_dir, "checkpoint.json"), checkpoint.dump(1) + '\n');
-      out.keep();  // from now on a failure leaves the checkpoint, to resume from
+      out->keep();  // from now on a failure leaves the checkpoint, to resume from
       resume_hint = epoch < o.epochs ? "the checkpoint of epoch " + std::to_string(epoch) +
                                            " is kept; continue with: tapegrad-train --resume " + o.out_dir
                                      : "training finished; the trained model is kept in " +
@@ -416,7 +450,18 @@ int main(int argc, char** argv) {
       for (const char* kind : {".model.safetensors", ".optimizer.safetensors"})
         std::filesystem::remove(checkpoint_path(o.out_dir, "epoch-" + std::to_string(epoch - 1) + kind), ec);
     }
+    if (!is_main) return 0;
     metrics["options"] = run_options(o);
+    if (processes.distributed()) {
+      const StepTraffic traffic = processes.step_traffic();
+      metrics["distributed"] = {{"processes", processes.world_size()},
+                                {"all_reduce_bytes_per_step", traffic.all_reduce_bytes},
+                                {"broadcast_bytes_per_step", traffic.broadcast_bytes},
+                                {"mpi_seconds_per_step", traffic.seconds}};
+      std::printf("MPI, per training step and process: %.0f bytes all-reduced (gradients and the step's loss and "
+                  "accuracy counts), %.0f bytes broadcast (BatchNorm statistics), %.1f ms inside MPI\n",
+                  traffic.all_reduce_bytes, traffic.broadcast_bytes, 1e3 * traffic.seconds);
+    }
 
     // The curves, from the metrics (a resumed run has those of the epochs before it too).
     report::Series train_curve{"train loss (per 50 steps)", "#1f77b4", {}}, test_loss{"test loss", "#ff7f0e", {}},
@@ -428,13 +473,13 @@ int main(int argc, char** argv) {
       test_acc.points.emplace_back(e["epoch"].get<double>(), e["test_accuracy"].get<double>());
     }
 
-    tg::nn::save(net, out / "model.safetensors", metadata);
-    report::write_filter_grid(out / "filters.png", {filters_before, net.first_filters().to_xarray<float>()},
+    tg::nn::save(net, *out / "model.safetensors", metadata);
+    report::write_filter_grid(*out / "filters.png", {filters_before, net.first_filters().to_xarray<float>()},
                               {"before training", last_epoch == o.epochs ? "after training"
                                                                          : "after epoch " + std::to_string(last_epoch)});
-    report::write_chart_svg(out / "curves.svg", "Fashion-MNIST training", "epoch", {train_curve, test_loss, test_acc});
-    report::write_file(out / "metrics.json", metrics.dump(2) + '\n');
-    out.keep();
+    report::write_chart_svg(*out / "curves.svg", "Fashion-MNIST training", "epoch", {train_curve, test_loss, test_acc});
+    report::write_file(*out / "metrics.json", metrics.dump(2) + '\n');
+    out->keep();
     std::printf("\nWrote %s: model.safetensors, filters.png (first-layer filters before and after training),\n"
                 "curves.svg (loss and accuracy), metrics.json, and checkpoint/ for --resume\n",
                 o.out_dir.c_str());
@@ -442,6 +487,9 @@ int main(int argc, char** argv) {
       std::printf("Stopped after epoch %d of %d; continue with: tapegrad-train --resume %s\n", last_epoch, o.epochs,
                   o.out_dir.c_str());
   } catch (const std::exception& e) {
+    // With other processes, every one must end, not wait for this one.
+    processes.abort_if_others(std::string("tapegrad-train: ") + e.what() +
+                              (resume_hint.empty() ? "" : "\ntapegrad-train: " + resume_hint));
     std::fprintf(stderr, "tapegrad-train: %s\n", e.what());
     if (!resume_hint.empty()) std::fprintf(stderr, "tapegrad-train: %s\n", resume_hint.c_str());
     return 1;

@@ -11,6 +11,9 @@ DataLoader::DataLoader(std::shared_ptr<const datasets::Dataset> dataset, const L
   if (!dataset_) throw ValueError("DataLoader: the dataset is null");
   size_ = dataset_->size();
   if (size_ == 0) throw ValueError("DataLoader: the dataset is empty");
+  if (options.sampler && options.shuffle)
+    throw ValueError("DataLoader: shuffle and a sampler exclude each other; the sampler decides the order");
+  epoch_size_ = options.sampler ? options.sampler->size() : size_;
 }
 
 namespace {
@@ -31,6 +34,19 @@ DataLoader::~DataLoader() { wait_for_worker(); }
 void DataLoader::start_epoch() {
   wait_for_worker();  // the worker reads the order
   ++generation_;
+  if (options_.sampler) {
+    std::vector<std::size_t> indices = options_.sampler->indices(epoch_);
+    if (indices.size() != epoch_size_)
+      throw ValueError("DataLoader: the sampler gave " + std::to_string(indices.size()) + " indices for epoch " +
+                       std::to_string(epoch_) + ", but its size() is " + std::to_string(epoch_size_));
+    for (std::size_t index : indices)
+      if (index >= size_)
+        throw ValueError("DataLoader: the sampler gave index " + std::to_string(index) + " for a dataset of " +
+                         std::to_string(size_) + " examples");
+    order_ = std::move(indices);
+    ++epoch_;
+    return;
+  }
   const std::size_t n = size_;
   order_.resize(n);
   for (std::size_t i = 0; i < n; ++i) order_[i] = i;
@@ -43,7 +59,7 @@ void DataLoader::start_epoch() {
 }
 
 std::size_t DataLoader::num_batches() const {
-  const std::size_t n = size_, b = options_.batch_size;
+  const std::size_t n = epoch_size_, b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 

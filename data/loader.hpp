@@ -31,6 +31,20 @@ struct Batch {
   std::vector<std::int64_t> labels;
 };
 
+// Which dataset indices each epoch visits, in which order, as a torch
+// Sampler: given to a DataLoader (LoaderOptions::sampler), it replaces the
+// loader's own order. distributed::DistributedSampler, which gives each
+// process of a data-parallel job its share of every epoch, is one.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // How many indices every epoch has; it does not change.
+  virtual std::size_t size() const = 0;
+  // Epoch `epoch`'s indices (0 for the first), size() of them, each below
+  // the dataset's size.
+  virtual std::vector<std::size_t> indices(std::size_t epoch) = 0;
+};
+
 struct LoaderOptions {
   std::size_t batch_size = 64;
   bool shuffle = false;    // a new permutation of the dataset every epoch
@@ -39,6 +53,9 @@ struct LoaderOptions {
   // While the caller works on batch i, build batch i + 1 on another thread.
   // The batches are the same either way.
   bool prefetch = false;
+  // When set, each epoch's order is the sampler's indices (shuffle must then
+  // be false: the sampler shuffles, or not).
+  std::shared_ptr<Sampler> sampler = nullptr;
 };
 
 // Batches of a dataset, one epoch at a time.
@@ -59,7 +76,7 @@ struct LoaderOptions {
 //
 // start_epoch() fixes the order of the epoch (the identity without shuffle; a
 // fresh permutation drawn from the loader's Generator, seeded with
-// options.seed, with it). Batch i holds positions [i * batch_size, (i + 1) *
+// options.seed, with it; the sampler's indices when there is one). Batch i holds positions [i * batch_size, (i + 1) *
 // batch_size) of that order; the last one is smaller unless drop_last drops
 // it (with drop_last and fewer samples than batch_size an epoch has no
 // batches). batch(i) may be called in any order and more than once within an
@@ -68,7 +85,8 @@ struct LoaderOptions {
 // the same way with or without prefetch.
 class DataLoader {
  public:
-  // Throws tg::ValueError for batch_size 0, a null or an empty dataset.
+  // Throws tg::ValueError for batch_size 0, a null or an empty dataset,
+  // shuffle together with a sampler.
   DataLoader(std::shared_ptr<const datasets::Dataset> dataset, const LoaderOptions& options);
   // Any dataset by value (copied in; datasets hold their tensors as handles).
   template <class D, class = std::enable_if_t<std::is_base_of_v<datasets::Dataset, std::decay_t<D>>>>
@@ -128,7 +146,9 @@ class DataLoader {
   Iterator begin();
   Iterator end() const;
 
-  // Starts the next epoch: draws its order when shuffling.
+  // Starts the next epoch: draws its order when shuffling, or asks the
+  // sampler for it (tg::ValueError when an index is out of range or their
+  // number is not the sampler's size()).
   void start_epoch();
   std::size_t num_batches() const;
   // Throws tg::ValueError before the first start_epoch() or when i >= num_batches().
@@ -156,7 +176,8 @@ class DataLoader {
   Generator gen_;
   std::vector<std::size_t> order_;
   std::size_t epoch_ = 0;
-  std::size_t size_ = 0;
+  std::size_t size_ = 0;        // of the dataset
+  std::size_t epoch_size_ = 0;  // indices per epoch: the dataset's, or the sampler's
   std::uint64_t generation_ = 0;  // of begin(): iterators of older ones are stale
   std::future<Batch> pending_;    // the prefetch in flight
   std::size_t pending_position_ = 0;

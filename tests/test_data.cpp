@@ -735,6 +735,59 @@ TEST_CASE("DataLoader shuffling: each index once per epoch, reproducible from th
   CHECK(epochs[0] != identity);  // shuffled at all
 }
 
+namespace {
+
+// The even indices, in reverse order, shifted by the epoch; or `broken`
+// indices when set. Records the epochs it was asked for.
+class EvenSampler : public data::Sampler {
+ public:
+  explicit EvenSampler(std::size_t dataset_size) : n_(dataset_size) {}
+  std::size_t size() const override { return (n_ + 1) / 2; }
+  std::vector<std::size_t> indices(std::size_t epoch) override {
+    asked.push_back(epoch);
+    if (!broken.empty()) return broken;
+    std::vector<std::size_t> out;
+    for (std::size_t k = size(); k-- > 0;) out.push_back((2 * k + 2 * epoch) % (2 * size()));
+    return out;
+  }
+  std::vector<std::size_t> asked, broken;
+
+ private:
+  std::size_t n_;
+};
+
+}  // namespace
+
+TEST_CASE("DataLoader with a sampler: each epoch's order is the sampler's indices") {
+  const data::Dataset d = numbered(7);
+  auto sampler = std::make_shared<EvenSampler>(d.size());
+  data::DataLoader loader(d, {3, false, 0, false, /*prefetch=*/true, sampler});
+  CHECK(loader.num_batches() == 2);  // 4 indices of the 7 in batches of 3
+  std::vector<std::vector<std::size_t>> seen;
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    std::vector<std::size_t> rows;
+    for (const data::Batch& b : loader) {
+      rows.insert(rows.end(), b.indices.begin(), b.indices.end());
+      for (std::size_t k = 0; k < b.size(); ++k) CHECK(b.labels[k] == d.labels[b.indices[k]]);
+    }
+    seen.push_back(rows);
+  }
+  CHECK(seen[0] == std::vector<std::size_t>{6, 4, 2, 0});
+  CHECK(seen[1] == std::vector<std::size_t>{0, 6, 4, 2});
+  CHECK(sampler->asked == std::vector<std::size_t>{0, 1});
+
+  CHECK_THROWS_WITH_AS(data::DataLoader(d, {3, /*shuffle=*/true, 0, false, false, sampler}),
+                       doctest::Contains("DataLoader: shuffle and a sampler exclude each other"), tg::ValueError);
+  sampler->broken = {0, 1, 7, 2};
+  CHECK_THROWS_WITH_AS(loader.start_epoch(),
+                       doctest::Contains("DataLoader: the sampler gave index 7 for a dataset of 7 examples"),
+                       tg::ValueError);
+  sampler->broken = {0, 1};
+  CHECK_THROWS_WITH_AS(loader.start_epoch(),
+                       doctest::Contains("DataLoader: the sampler gave 2 indices for epoch 2, but its size() is 4"),
+                       tg::ValueError);
+}
+
 TEST_CASE("DataLoader errors") {
   const data::Dataset d = numbered(4);
   CHECK_THROWS_WITH_AS(data::DataLoader(d, {0}), doctest::Contains("DataLoader: batch size must be positive"),

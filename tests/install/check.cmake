@@ -13,4 +13,7 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${prefix}/consumer -DCMAKE_PREFIX_PATH=
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_CXX_FLAGS=${CXX_FLAGS})
 run(${CMAKE_COMMAND} --build ${prefix}/consumer)
 run(${prefix}/consumer/consumer)
+if(EXISTS ${prefix}/consumer/consumer_distributed)
+  run(${prefix}/consumer/consumer_distributed)
+endif()
 message(STATUS "find_package(tapegrad) from ${prefix}: consumer built and ran")
