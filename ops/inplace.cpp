@@ -34,6 +34,19 @@ void update_each(const char* op, Tensor& self, const Tensor* source, F f) {
     const Strides none(shape.size(), 0);
     const auto each = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) { f(dst[o], from ? from[i] : T(0)); };
     if (!t.is_contiguous()) return for_each_offset(shape, t.strides(), read, none, each);
+    // The common cases (an optimizer's p += a·g, v *= m) as one flat loop the
+    // compiler vectorizes: no source, a source of self's shape, or one value.
+    const std::size_t numel = t.numel();
+    if (!from || src.numel() == 1 || src.shape() == shape) {
+      const bool whole = from && src.numel() > 1;
+      const T one = from ? from[0] : T(0);
+      return kernels::parallel_for(numel, numel, [&](std::size_t first, std::size_t last) {
+        if (whole)
+          for (std::size_t k = first; k < last; ++k) f(dst[k], from[k]);
+        else
+          for (std::size_t k = first; k < last; ++k) f(dst[k], one);
+      });
+    }
     // A contiguous self has no two elements at one address: its rows can go to different threads.
     const std::size_t n = shape.empty() ? 1 : shape.back();
     const std::ptrdiff_t step = shape.empty() ? 0 : read.back();
