@@ -272,6 +272,16 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
     if (!impl->pending) touched.push_back(impl);
     accumulate(impl->pending, g, create_graph);
   };
+  // Drops a processed tensor from `touched` (it holds no pending gradient any
+  // more); recent ones sit at the back.
+  auto forget = [&](const TensorImpl* impl) {
+    for (std::size_t k = touched.size(); k-- > 0;)
+      if (touched[k].get() == impl) {
+        touched[k] = std::move(touched.back());
+        touched.pop_back();
+        return;
+      }
+  };
   auto take_pending = [&](TensorImpl& impl) {
     Tensor g = apply_hooks(impl, Tensor(std::move(impl.pending)));
     impl.pending.reset();
@@ -298,6 +308,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       ImplPtr out = entry.output.lock();
       if (!out || !out->pending) continue;
 
+      if (entry.released)
+        throw AutogradError("backward: entry #" + std::to_string(entry.id) + " (" + entry.op +
+                            ") was freed by an earlier backward through this graph that stopped with an error;"
+                            " record the graph again");
       check_versions(entry);
       const Tensor g = take_pending(*out);
       if (retain_graph) entry.grad_norm = l2_norm(g);
@@ -327,6 +341,12 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
         send(in.impl, grads[j]);
       }
       consumed.push_back(entry.id);
+      if (!retain_graph) {
+        // Nothing reads this op's saved tensors or its result's gradient slot
+        // again: let them go now, so that the walk's peak memory stays low.
+        tp.release(entry);
+        forget(out.get());
+      }
     }
 
     // Every gradient left pending belongs to a leaf, or the graph was broken:

@@ -180,6 +180,16 @@ void Tape::remove(const std::vector<std::uint64_t>& ids) {
   release_dead();
 }
 
+void Tape::release(TapeEntry& entry) {
+  count(entry, -1);
+  entry.saved.clear();
+  entry.saved_buffers.clear();
+  entry.saved_versions.clear();
+  entry.rule = nullptr;
+  for (auto& in : entry.inputs) in.impl.reset();
+  entry.released = true;
+}
+
 void Tape::output_died(std::uint64_t id) {
   dead_.push_back(id);
   if (!walking_ && !releasing_) release_dead();

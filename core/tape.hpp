@@ -77,6 +77,9 @@ class TapeEntry {
   // backward refuse: the rule would read new values.
   std::vector<std::uint64_t> saved_versions;
   BackwardRule rule;
+  // Set once a backward that did not retain the graph has run the rule:
+  // what only the rule needed (saved tensors, the rule, the inputs) is gone.
+  bool released = false;
   double grad_norm = -1.0;  // norm of the output's gradient at the last retained backward
 
   const char* dtype() const { return dtype_name(out_dtype); }
@@ -130,6 +133,10 @@ class Tape {
   std::uint64_t append(std::unique_ptr<TapeEntry> entry);
   // Frees the saved tensors of the entries whose id is in `ids` and removes them.
   void remove(const std::vector<std::uint64_t>& ids);
+  // Frees what the entry kept for its rule, once the rule has run in a
+  // backward that does not retain the graph: memory returns during the walk,
+  // not after it. The entry itself stays (ordered) until the walk ends.
+  void release(TapeEntry& entry);
   // The output of entry `id` died: nothing can reach that entry any more, so
   // it goes now, and with it whatever only it kept alive (iteratively, so a
   // long chain cannot overflow the stack). Deferred while a backward walks.

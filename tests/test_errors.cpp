@@ -309,11 +309,22 @@ TEST_CASE("backward through a freed graph throws AutogradError mentioning retain
   tg::tape().clear();
   CHECK_ERROR(tg::AutogradError, z.backward(), "backward:", "freed");
 
-  // A new graph built on an intermediate of a freed one.
+  // A new graph built on an intermediate of a freed one (built anew for each
+  // check: a failed backward frees what it walked, as the next case shows).
+  const tg::Tensor h = x * x;
+  tg::sum(h).backward();
+  CHECK_ERROR(tg::AutogradError, tg::sum(h + 1.0).backward(), "backward:", "(2,)", "freed", "retain_graph");
+}
+
+TEST_CASE("a backward that stopped with an error has freed what it walked; going again says so") {
+  tg::tape().clear();
+  const tg::Tensor x(xt::xarray<double>{1.0, 2.0}, true);
   const tg::Tensor h = x * x;
   tg::sum(h).backward();
   const tg::Tensor again = tg::sum(h + 1.0);
-  CHECK_ERROR(tg::AutogradError, again.backward(), "backward:", "(2,)", "freed", "retain_graph");
+  CHECK_THROWS_WITH_AS(again.backward(), doctest::Contains("not on this thread's tape"), tg::AutogradError);
+  CHECK_ERROR(tg::AutogradError, again.backward(), "backward:", "was freed by an earlier backward", "(sum)",
+              "record the graph again");
 }
 
 TEST_CASE("tg::grad errors: an input that does not require grad, a non-scalar output without seed") {

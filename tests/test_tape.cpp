@@ -534,6 +534,31 @@ TEST_CASE("after a non-retained backward the tape holds no saved bytes") {
   CHECK(contains(os.str(), "1 entries; saved tensors hold 48 B"));
 }
 
+TEST_CASE("a non-retained backward frees each op's saved tensors as soon as its rule has run") {
+  tg::tape().clear();
+  tg::Tensor a = tg::ones({3, 4}, tg::requires_grad());
+  tg::Tensor b = tg::full({3, 4}, 2.0, tg::requires_grad());
+  tg::Tensor p = a * b;         // saves a and b: 96 B
+  tg::Tensor e = tg::exp(p);    // saves its output: 48 B
+  tg::Tensor y = tg::sum(e);
+  REQUIRE(tg::tape().saved_bytes() == 96 + 48);
+  // p's gradient arrives after exp's rule ran and before mul's does.
+  std::size_t during = 0;
+  p.register_hook([&](const tg::Tensor&) {
+    during = tg::tape().saved_bytes();
+    return tg::Tensor();
+  });
+  y.backward();
+  CHECK(during == 96);  // exp's output went; mul's inputs are still needed
+  CHECK(tg::tape().saved_bytes() == 0);
+  for (double g : values_of(a.grad())) CHECK(g == doctest::Approx(2.0 * std::exp(2.0)));
+
+  // retain_graph keeps everything until the graph dies.
+  tg::Tensor y2 = tg::sum(tg::exp(a * b));
+  y2.backward({}, /*retain_graph=*/true);
+  CHECK(tg::tape().saved_bytes() == 96 + 48);
+}
+
 // ============================================================================
 // saved bytes
 // ============================================================================
