@@ -226,38 +226,73 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2
 }
 
 // ============================================================================
-// pooling: window extraction + a reduction
+// pooling: max_pool2d a primitive that saves where each maximum is;
+// avg_pool2d window extraction + mean
 // ============================================================================
 
 namespace {
 
-// x: (N, C, H, W) -> windows: (N, C, kh·kw, Ho·Wo)
-Tensor pool_windows(const char* op, const Tensor& x, Size2 kernel, Size2& stride, Size2 padding, double pad_value,
-                    Shape& out_shape) {
-  if (stride == Size2(0)) stride = kernel;
-  const Shape& s = x.shape();
+// A pooling window over an input of shape s: padding at most half the kernel,
+// so that every window holds at least one input element.
+kernels::Window pool_window(const char* op, const Shape& s, Size2 kernel, Size2 stride, Size2 padding) {
   const kernels::Window win = make_window(op, s, kernel, stride, padding, 1);
   if (2 * win.ph > win.kh || 2 * win.pw > win.kw)
     throw ValueError(std::string(op) + ": padding " + padding.str() + " must be at most half the kernel " +
                      kernel.str() + " for input " + shape_str(s));
-  out_shape = Shape{s[0], s[1], win.out_h(s[2]), win.out_w(s[3])};
-  const Tensor cols = im2col(x, kernel, stride, padding, 1, pad_value);
-  return reshape(cols, Shape{s[0], s[1], win.kh * win.kw, out_shape[2] * out_shape[3]});
+  return win;
 }
 
 }  // namespace
 
-Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
-  Shape out;
-  const Tensor windows =
-      pool_windows("max_pool2d", x, kernel, stride, padding, -std::numeric_limits<double>::infinity(), out);
-  return reshape(max(windows, {2}), out);
+// y: the maximum of each window, found in place (no window columns). The
+// forward saves where each maximum is (flat int64 positions into x), and the
+// rule adds the gradient there: scatter_add into zeros, whose own gradient
+// is a gather, so max pooling differentiates twice.
+Tensor max_pool2d(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding) {
+  const Tensor x = x0.contiguous();
+  if (stride == Size2(0)) stride = kernel;
+  const kernels::Window win = pool_window("max_pool2d", x.shape(), kernel, stride, padding);
+  const Shape& s = x.shape();
+  const std::size_t planes = s[0] * s[1], plane = s[2] * s[3], ho = win.out_h(s[2]), wo = win.out_w(s[3]);
+  // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
+  Tensor y = empty(Shape{s[0], s[1], ho, wo}, x.dtype());
+  Tensor where = empty(Shape{planes * ho * wo}, kInt64);
+  visit_floating("max_pool2d", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* px = x.data<T>();
+    T* py = static_cast<T*>(y.impl()->storage->data());
+    std::int64_t* pw = static_cast<std::int64_t*>(where.impl()->storage->data());
+    const std::size_t n_taps = win.kh * win.kw;
+    const std::vector<std::int64_t> taps = kernels::window_taps(s[2], s[3], win);
+    parallel_for(planes, planes * plane, [&](std::size_t first, std::size_t last) {
+      std::vector<T> windows(n_taps * ho * wo);  // one plane's, small enough to stay in cache
+      for (std::size_t p = first; p < last; ++p) {
+        std::int64_t* at = pw + p * ho * wo;
+        kernels::im2col(px + p * plane, 1, s[2], s[3], win, T(0), windows.data());
+        kernels::window_max(windows.data(), taps.data(), n_taps, ho * wo, py + p * ho * wo, at);
+        for (std::size_t k = 0; k < ho * wo; ++k) at[k] += std::int64_t(p * plane);  // plane -> x positions
+      }
+    });
+  });
+  // NOTE: where a window has tied maxima, the first (row-major) takes the
+  // whole gradient, as in torch.nn.functional.max_pool2d.
+  return record("max_pool2d", {x}, std::move(y))
+      .save({where})
+      .backward([numel = x.numel()](const GradContext& c) {
+        const Tensor& at = c.saved[0];
+        const Tensor dx = scatter_add(zeros(Shape{numel}, c.grad.dtype()), 0, at, reshape(c.grad, at.shape()));
+        return Grads{reshape(dx, c.input_shape(0))};
+      });
 }
 
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
-  Shape out;
-  const Tensor windows = pool_windows("avg_pool2d", x, kernel, stride, padding, 0.0, out);
-  return reshape(mean(windows, {2}), out);
+  if (stride == Size2(0)) stride = kernel;
+  const Shape& s = x.shape();
+  const kernels::Window win = pool_window("avg_pool2d", s, kernel, stride, padding);
+  // x: (N, C, H, W) -> windows: (N, C, kh·kw, Ho·Wo), padding read as 0 -> mean over each window
+  const Tensor cols = im2col(x, kernel, stride, padding, 1, 0.0);
+  const Tensor windows = reshape(cols, Shape{s[0], s[1], win.kh * win.kw, win.out_h(s[2]) * win.out_w(s[3])});
+  return reshape(mean(windows, {2}), Shape{s[0], s[1], win.out_h(s[2]), win.out_w(s[3])});
 }
 
 }  // namespace tg

@@ -1,5 +1,6 @@
-// Convolution and pooling, composed from recorded ops. Only im2col and col2im
-// are primitives here (each is the other's gradient); conv2d is
+// Convolution and pooling. Convolution is composed from recorded ops: only
+// im2col and col2im are primitives for it (each is the other's gradient);
+// conv2d is
 //   im2col -> matmul with the reshaped weight -> reshape (+ bias)
 // so a kernel weight's gradient is matmul's ordinary gradient: the upstream
 // gradient times the input patch, summed over every output position and
@@ -60,9 +61,12 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b = {}, std::int64
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, Size2 stride = 1, Size2 padding = 0,
                         Size2 output_padding = 0, std::int64_t groups = 1, Size2 dilation = 1);
 
-// Largest value of each window; stride 0 means stride = kernel. Padding
-// reads -infinity. NOTE: where several elements of a window tie for the
-// maximum, the gradient is split equally between them.
+// Largest value of each window; stride 0 means stride = kernel; padding is
+// never a maximum. A primitive: it finds each maximum in place and saves its
+// position, and its rule is a scatter_add of the gradient to those positions.
+// NOTE: where several elements of a window tie for the maximum, the first
+// (row-major) takes the whole gradient, as in PyTorch's max_pool2d (the
+// reduction tg::max splits it, as torch.amax does).
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);
 // Mean of each window, padding counted as zeros (count_include_pad).
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride = 0, Size2 padding = 0);

@@ -334,10 +334,20 @@ TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a ma
   CHECK(tg::max_pool2d(x, 2).shape() == Shape{2, 3, 3, 3});  // stride defaults to the kernel
 }
 
-TEST_CASE("max_pool2d splits the gradient between tied maxima of a window") {
+TEST_CASE("max_pool2d gives a window's gradient to its first maximum, as PyTorch's does") {
   Tensor x(xt::xarray<double>{{{{1.0, 4.0}, {4.0, 2.0}}}}, true);  // (1, 1, 2, 2), two maxima
   tg::sum(tg::max_pool2d(x, 2)).backward();
-  CHECK(x.grad().value<double>() == xt::xarray<double>{{{{0.0, 0.5}, {0.5, 0.0}}}});
+  CHECK(x.grad().value<double>() == xt::xarray<double>{{{{0.0, 1.0}, {0.0, 0.0}}}});
+
+  // Overlapping windows (stride 1) that share a maximum add their gradients there.
+  Tensor y(xt::xarray<double>{{{{0.0, 1.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 0.0, 0.0}}}}, true);
+  tg::sum(tg::max_pool2d(y, 2, 1)).backward();
+  CHECK(y.grad().value<double>() == xt::xarray<double>{{{{0.0, 0.0, 0.0}, {0.0, 4.0, 0.0}, {0.0, 0.0, 0.0}}}});
+
+  // A window of zeros (relu's dead units): the first zero, not a quarter each.
+  Tensor z = tg::zeros({1, 1, 2, 4}, tg::TensorOptions(tg::kFloat64).requires_grad(true));
+  tg::sum(tg::max_pool2d(z, 2) * 3.0).backward();
+  CHECK(z.grad().value<double>() == xt::xarray<double>{{{{3.0, 0.0, 3.0, 0.0}, {0.0, 0.0, 0.0, 0.0}}}});
 }
 
 TEST_CASE("conv1d equals the direct 1-d convolution") {

@@ -1,5 +1,5 @@
-// Window extraction for convolution and pooling, and its adjoint. Plain loops
-// over contiguous NCHW memory; no tape.
+// Window extraction for convolution and pooling, its adjoint, and the
+// maximum of each window. Plain loops over contiguous NCHW memory; no tape.
 //
 // For one image x: (C, H, W) and a kernel (kh, kw), im2col writes
 //   cols: (C·kh·kw, Ho·Wo),  cols[(c·kh + i)·kw + j][oh·Wo + ow] = x[c][ih][iw]
@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace tg::kernels {
 
@@ -110,6 +112,51 @@ void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, c
     else
       for (std::size_t i = 0; i < count; ++i) dst[i * sw] += src[i];
   });
+}
+
+// For each tap t of the window (row-major) and output o of a plane, the
+// flat position in the plane that the tap reads, or -1 in the padding:
+// taps[t·Ho·Wo + o]. The same for every plane, so computed once.
+inline std::vector<std::int64_t> window_taps(std::size_t h, std::size_t w, const Window& win) {
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w);
+  std::vector<std::int64_t> taps(win.kh * win.kw * ho * wo);
+  std::int64_t* k = taps.data();
+  for (std::size_t i = 0; i < win.kh; ++i)
+    for (std::size_t j = 0; j < win.kw; ++j)
+      for (std::size_t oh = 0; oh < ho; ++oh) {
+        const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
+        for (std::size_t ow = 0; ow < wo; ++ow) {
+          const std::ptrdiff_t iw = source_index(ow, j, win.sw, win.pw, win.dw, w);
+          *k++ = ih < 0 || iw < 0 ? -1 : ih * std::ptrdiff_t(w) + iw;
+        }
+      }
+  return taps;
+}
+
+// windows: one plane's im2col columns (kh·kw, Ho·Wo) -> y: (Ho·Wo), the
+// maximum of each window, and where: the flat position in the plane of each
+// window's first maximum in row-major window order. taps from window_taps
+// (-1 marks padding, which never wins, not even over -inf). A NaN is the
+// maximum; the first NaN keeps it. Tap by tap over all outputs, contiguous
+// and branch-free, so that the loop vectorizes.
+template <class T>
+void window_max(const T* windows, const std::int64_t* taps, std::size_t n_taps, std::size_t outputs, T* y,
+                std::int64_t* where) {
+  std::fill(y, y + outputs, T(0));
+  std::fill(where, where + outputs, std::int64_t(-1));  // nothing seen yet
+  for (std::size_t t = 0; t < n_taps; ++t) {
+    const T* __restrict__ v = windows + t * outputs;
+    const std::int64_t* __restrict__ k = taps + t * outputs;
+    T* __restrict__ best = y;
+    std::int64_t* __restrict__ at = where;
+    for (std::size_t o = 0; o < outputs; ++o) {
+      const T b = best[o];
+      // Bitwise, not short-circuit: each operand is a vector mask.
+      const bool take = (k[o] >= 0) & ((at[o] < 0) | (v[o] > b) | ((v[o] != v[o]) & (b == b)));
+      best[o] = take ? v[o] : b;
+      at[o] = take ? k[o] : at[o];
+    }
+  }
 }
 
 }  // namespace tg::kernels
