@@ -80,6 +80,28 @@ void for_each_row(const Shape& shape, const Strides& s0, const Strides& s1, cons
   }
 }
 
+// Merges neighbouring axes that each of the three layouts walks as one axis
+// (stride[i] == stride[i+1]·shape[i+1], which holds for contiguous and for
+// broadcast axes alike): the same offsets in the same order, in fewer and
+// longer rows. (N, C, H, W) against a (C, 1, 1) bias walks as (N, C, H·W).
+inline void coalesce_axes(Shape& shape, Strides& s0, Strides& s1, Strides& s2) {
+  if (shape.size() < 2) return;
+  std::size_t kept = 0;  // the last axis written so far
+  for (std::size_t i = 1; i < shape.size(); ++i) {
+    const auto inner = static_cast<std::ptrdiff_t>(shape[i]);
+    const bool joins = s0[kept] == s0[i] * inner && s1[kept] == s1[i] * inner && s2[kept] == s2[i] * inner;
+    if (joins) {
+      shape[kept] *= shape[i];
+      s0[kept] = s0[i], s1[kept] = s1[i], s2[kept] = s2[i];
+    } else {
+      ++kept;
+      shape[kept] = shape[i], s0[kept] = s0[i], s1[kept] = s1[i], s2[kept] = s2[i];
+    }
+  }
+  for (auto* v : {&s0, &s1, &s2}) v->resize(kept + 1);
+  shape.resize(kept + 1);
+}
+
 // Calls f(o0, o1, o2) for every index of `shape`, with ok its offset under sk.
 template <class F>
 void for_each_offset(const Shape& shape, const Strides& s0, const Strides& s1, const Strides& s2, F&& f) {

@@ -19,7 +19,11 @@ namespace {
 struct Reduction {
   Shape keep_shape;             // reduced axes kept with size 1
   Shape drop_shape;             // reduced axes removed
-  kernels::Strides out_strides; // input index -> output offset (0 along reduced axes)
+  // The input's shape with neighbouring axes merged where both are reduced or
+  // both kept: the same elements in the same order, walked in longer runs
+  // ((N, C, H, W) over {0, 2, 3} is walked as (N, C, H·W)).
+  Shape loop_shape;
+  kernels::Strides out_strides; // loop_shape index -> output offset (0 along reduced axes)
   std::size_t count = 1;        // elements summed into each output
 };
 
@@ -33,14 +37,24 @@ Reduction plan_reduction(const char* op, const Shape& shape, const Axes& axes) {
     reduced[i] = true;
   }
   Reduction r;
+  std::vector<bool> loop_reduced;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     r.keep_shape.push_back(reduced[i] ? 1 : shape[i]);
     if (reduced[i]) r.count *= shape[i];
     else r.drop_shape.push_back(shape[i]);
+    if (i > 0 && reduced[i] == reduced[i - 1]) {
+      r.loop_shape.back() *= shape[i];
+    } else {
+      r.loop_shape.push_back(shape[i]);
+      loop_reduced.push_back(reduced[i]);
+    }
   }
-  r.out_strides = kernels::contiguous_strides(r.keep_shape);
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    if (reduced[i]) r.out_strides[i] = 0;
+  Shape loop_out = r.loop_shape;
+  for (std::size_t i = 0; i < loop_out.size(); ++i)
+    if (loop_reduced[i]) loop_out[i] = 1;
+  r.out_strides = kernels::contiguous_strides(loop_out);
+  for (std::size_t i = 0; i < loop_out.size(); ++i)
+    if (loop_reduced[i]) r.out_strides[i] = 0;
   return r;
 }
 
@@ -56,30 +70,29 @@ Axes all_axes(std::size_t ndim) {
 // element o; otherwise element k of the run lands in output element o + k.
 // Callers pick the matching tight loop.
 template <class Row>
-void for_each_reduced_row(const Shape& shape, const Reduction& r, Row&& row) {
+void for_each_reduced_row(const Reduction& r, Row&& row) {
+  const Shape& shape = r.loop_shape;
   const std::size_t n = shape.empty() ? 1 : shape.back();
   const kernels::Strides none(shape.size(), 0);
   for_each_row(shape, kernels::contiguous_strides(shape), r.out_strides, none,
                         [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) { row(i, o, n); });
 }
 
-// Whether the last axis of `shape` is reduced under r.
-bool last_axis_reduced(const Shape& shape, const Reduction& r) {
-  return shape.empty() || r.out_strides.back() == 0;
-}
+// Whether the last axis of the walk is reduced under r.
+bool last_axis_reduced(const Reduction& r) { return r.loop_shape.empty() || r.out_strides.back() == 0; }
 
 // for_each_reduced_row with the outputs split over threads: part(lo, hi,
 // walk) runs once per thread, and walk(row) walks every row but passes on
 // only the elements of outputs [lo, hi), in the serial order. Every output
 // sees the same operations in the same order with any thread count.
 template <class Part>
-void parallel_output_parts(const Shape& shape, const Reduction& r, Part&& part) {
+void parallel_output_parts(const Reduction& r, Part&& part) {
   const std::size_t outputs = kernels::product(r.keep_shape);
-  const bool whole_run = last_axis_reduced(shape, r);
-  kernels::parallel_for(outputs, kernels::product(shape), [&](std::size_t lo, std::size_t hi) {
+  const bool whole_run = last_axis_reduced(r);
+  kernels::parallel_for(outputs, kernels::product(r.loop_shape), [&](std::size_t lo, std::size_t hi) {
     part(lo, hi, [&](auto&& row) {
-      if (lo == 0 && hi == outputs) return for_each_reduced_row(shape, r, row);
-      for_each_reduced_row(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+      if (lo == 0 && hi == outputs) return for_each_reduced_row(r, row);
+      for_each_reduced_row(r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
         const auto first = std::size_t(o);
         if (whole_run) {
           if (first >= lo && first < hi) row(i, o, n);
@@ -93,16 +106,16 @@ void parallel_output_parts(const Shape& shape, const Reduction& r, Part&& part) 
 }
 
 template <class Row>
-void parallel_reduced_rows(const Shape& shape, const Reduction& r, Row&& row) {
-  parallel_output_parts(shape, r, [&](std::size_t, std::size_t, auto&& walk) { walk(row); });
+void parallel_reduced_rows(const Reduction& r, Row&& row) {
+  parallel_output_parts(r, [&](std::size_t, std::size_t, auto&& walk) { walk(row); });
 }
 
 // acc[o] += x[i] for every element: a reduced run is summed in a register,
 // a kept one is added as a vector.
 template <class T, class Acc>
-void sum_into(const T* x, const Shape& shape, const Reduction& r, Acc* acc) {
-  const bool whole_run = last_axis_reduced(shape, r);
-  parallel_reduced_rows(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+void sum_into(const T* x, const Reduction& r, Acc* acc) {
+  const bool whole_run = last_axis_reduced(r);
+  parallel_reduced_rows(r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     const T* run = x + i;
     if (whole_run) {
       Acc s = 0;
@@ -130,15 +143,15 @@ bool is_max(T v, T m) { return v == m || (v != v && m != m); }
 
 // The positions of the maxima py of x's runs (the forward's result).
 template <class T>
-MaxPositions max_positions(const T* px, const T* py, const Shape& shape, const Reduction& r) {
+MaxPositions max_positions(const T* px, const T* py, const Reduction& r) {
   const std::size_t outputs = kernels::product(r.keep_shape);
-  const bool whole_run = last_axis_reduced(shape, r);
+  const bool whole_run = last_axis_reduced(r);
   Tensor first_pos = empty(Shape{outputs}, kInt64);
   std::int64_t* first = static_cast<std::int64_t*>(first_pos.impl()->storage->data());
   std::fill(first, first + outputs, std::int64_t(-1));
   std::vector<std::uint32_t> count(outputs, 0);
   // Counts the maxima of each output and keeps the first one's position.
-  parallel_reduced_rows(shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+  parallel_reduced_rows(r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     const T* run = px + i;
     if (whole_run) {
       const T m = py[o];
@@ -177,7 +190,7 @@ MaxPositions max_positions(const T* px, const T* py, const Shape& shape, const R
   for (std::size_t o = 0; o < outputs; ++o) rows[o] = std::int64_t(o);
   // The other maxima of outputs [lo, hi) go after those of the outputs before
   // lo: each thread knows where its part starts.
-  parallel_output_parts(shape, r, [&](std::size_t lo, std::size_t, auto&& walk) {
+  parallel_output_parts(r, [&](std::size_t lo, std::size_t, auto&& walk) {
     std::size_t next = outputs;
     for (std::size_t o = 0; o < lo; ++o) next += count[o] - 1;
     walk([&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
@@ -243,13 +256,13 @@ Tensor sum(const Tensor& x0, const Axes& axes, bool keepdims) {
     if constexpr (std::is_floating_point_v<T>) {
       // Accumulate in double: a float sum of a million terms loses digits.
       std::vector<double> acc(kernels::product(r.keep_shape), 0.0);
-      sum_into(x.data<T>(), in_shape, r, acc.data());
+      sum_into(x.data<T>(), r, acc.data());
       Tensor result = empty(out_shape, x.dtype());
       std::copy(acc.begin(), acc.end(), static_cast<T*>(result.impl()->storage->data()));
       return result;
     } else {
       Tensor result = zeros(out_shape, kInt64);
-      sum_into(x.data<T>(), in_shape, r, static_cast<std::int64_t*>(result.impl()->storage->data()));
+      sum_into(x.data<T>(), r, static_cast<std::int64_t*>(result.impl()->storage->data()));
       return result;
     }
   });
@@ -280,10 +293,13 @@ Tensor broadcast_to(const Tensor& x0, const Shape& shape) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* po = static_cast<T*>(out.impl()->storage->data());
-    const std::size_t n = shape.back();  // shape has at least one axis: x's differs from it
-    const kernels::Strides read = kernels::broadcast_strides(in_shape, shape), none(shape.size(), 0);
+    Shape walk = shape;  // at least one axis: x's shape differs from it
+    kernels::Strides read = kernels::broadcast_strides(in_shape, shape), write = kernels::contiguous_strides(shape),
+                     none(shape.size(), 0);
+    coalesce_axes(walk, read, write, none);
+    const std::size_t n = walk.back();
     const bool repeat = read.back() == 0;
-    kernels::parallel_rows(shape, read, kernels::contiguous_strides(shape), none,
+    kernels::parallel_rows(walk, read, write, none,
                  [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
                    if (repeat)
                      std::fill(po + o, po + o + std::ptrdiff_t(n), px[i]);
@@ -335,8 +351,8 @@ Tensor max(const Tensor& x0, const Axes& axes, bool keepdims) {
     if constexpr (std::numeric_limits<T>::has_infinity)
       std::fill(po, po + out.numel(), -std::numeric_limits<T>::infinity());
     const T* px = x.data<T>();
-    const bool whole_run = last_axis_reduced(in_shape, r);
-    parallel_reduced_rows(in_shape, r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
+    const bool whole_run = last_axis_reduced(r);
+    parallel_reduced_rows(r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
       const T* run = px + i;
       T* best = po + o;
       for (std::size_t k = 0; k < n; ++k) {
@@ -347,7 +363,7 @@ Tensor max(const Tensor& x0, const Axes& axes, bool keepdims) {
       }
     });
     if constexpr (std::is_floating_point_v<T>)
-      if (recording) where_max = max_positions(px, po, in_shape, r);
+      if (recording) where_max = max_positions(px, po, r);
   });
   // dx: each output's gradient at its maximum's position, split equally
   // between tied maxima, zero elsewhere. The forward saves those positions

@@ -419,6 +419,43 @@ TEST_CASE("sum, mean and max over axes match loops") {
   CHECK(tg::sum(x).item() == doctest::Approx(xt::sum(v)()));
 }
 
+TEST_CASE("reductions and broadcasts whose neighbouring axes merge (batch norm's shapes) match loops") {
+  // (N, C, H, W) reduced over {0, 2, 3} is walked as (N, C, H·W); a (C, 1, 1)
+  // operand against it likewise. The results must not see the difference.
+  tg::Generator gen(5);
+  const std::size_t n = 3, c = 4, h = 5, w = 6;
+  Tensor x = tg::randn({n, c, h, w}, gen, 0.0, 1.0, tg::kFloat64);
+  Tensor scale = tg::randn({c, 1, 1}, gen, 0.0, 1.0, tg::kFloat64);
+  const auto& v = x.value<double>();
+  const auto s = tg::sum(x, {0, 2, 3}).value<double>();
+  const auto m = tg::max(x, {0, 2, 3}, true).value<double>();
+  const auto p = (x * scale).value<double>();
+  const auto wide = tg::broadcast_to(scale, {n, c, h, w}).value<double>();
+  REQUIRE(m.shape() == xt::xarray<double>::shape_type{1, c, 1, 1});
+  for (std::size_t j = 0; j < c; ++j) {
+    double total = 0, best = -1e300;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t y = 0; y < h; ++y)
+        for (std::size_t z = 0; z < w; ++z) {
+          total += v(i, j, y, z);
+          best = std::max(best, v(i, j, y, z));
+          CHECK(p(i, j, y, z) == v(i, j, y, z) * scale.value<double>()(j, 0, 0));
+          CHECK(wide(i, j, y, z) == scale.value<double>()(j, 0, 0));
+        }
+    CHECK(s(j) == doctest::Approx(total));
+    CHECK(m(0, j, 0, 0) == best);
+  }
+  // Kept neighbours merge too: (N, C, H, W) over {1} walks as (N, C, H·W).
+  const auto sc = tg::sum(x, {1}).value<double>();
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t y = 0; y < h; ++y)
+      for (std::size_t z = 0; z < w; ++z) {
+        double total = 0;
+        for (std::size_t j = 0; j < c; ++j) total += v(i, j, y, z);
+        CHECK(sc(i, y, z) == doctest::Approx(total));
+      }
+}
+
 TEST_CASE("a float sum of a million elements keeps its digits") {
   Tensor x = tg::full({1 << 20}, 0.1);
   CHECK(tg::sum(x).item() == doctest::Approx(0.1 * (1 << 20)).epsilon(1e-6));

@@ -89,14 +89,17 @@ Tensor map(const char* op, const Tensor& a, const Tensor& b, F&& f) {
     });
     return out;
   }
-  const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
-  Tensor out = empty(shape, dtype_of<R>());
+  const Shape out_shape = broadcast_shapes(op, a.shape(), b.shape());
+  Tensor out = empty(out_shape, dtype_of<R>());
   R* po = static_cast<R*>(out.impl()->storage->data());
-  const Strides sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape);
+  Shape shape = out_shape;
+  Strides sa = broadcast_strides(a.shape(), shape), sb = broadcast_strides(b.shape(), shape),
+          so = contiguous_strides(shape);
+  coalesce_axes(shape, sa, sb, so);
   const std::size_t n = shape.empty() ? 1 : shape.back();
   const std::ptrdiff_t da = shape.empty() ? 0 : sa.back(), db = shape.empty() ? 0 : sb.back();
   // Along the last axis each operand is either walked (stride 1) or repeated (stride 0).
-  parallel_rows(shape, sa, sb, contiguous_strides(shape), [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
+  parallel_rows(shape, sa, sb, so, [&](std::ptrdiff_t ia, std::ptrdiff_t ib, std::ptrdiff_t io) {
     const T* x = pa + ia;
     const T* y = pb + ib;
     R* z = po + io;
