@@ -5,7 +5,7 @@
 // iteration (im2col columns, activations, their gradients). Fresh memory from
 // the system costs a page fault per 4 KiB on first touch, which measured here
 // at more than a third of a conv layer's time. So when a storage dies its
-// large buffer is kept, per thread and per size class, and the next storage
+// buffer is kept, per thread and per size class, and the next storage
 // of that size class takes it instead of new memory. A full cache drops the
 // sizes used longest ago first.
 #pragma once
