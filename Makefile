@@ -56,10 +56,14 @@ build: configure
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Trains the Fashion-MNIST CNN with the default options (3 epochs, a few
-# minutes on two cores) into runs/demo, then evaluates the saved model.
+# Trains the Fashion-MNIST CNN with the default options (3 epochs, about two
+# minutes on two cores) into runs/demo on every core, then evaluates the saved
+# model. Waiting OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY is
+# read only from the environment): on a busy machine a spinning thread keeps
+# the core its partner needs (docs/PERF.md, "Threads").
+DEMO_THREADS ?= $(JOBS)
 demo: build
-	@$(BUILD)/apps/tapegrad-train --out runs/demo
+	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} $(BUILD)/apps/tapegrad-train --out runs/demo --threads $(DEMO_THREADS)
 	@$(BUILD)/apps/tapegrad-eval --model runs/demo/model.safetensors
 
 bench: build
