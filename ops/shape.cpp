@@ -325,7 +325,7 @@ namespace {
 const std::int64_t* checked_indices(const char* op, const Tensor& index, std::size_t n) {
   TG_CHECK(index.dtype() == kInt64, DtypeError, op << ": indices must be int64, got " << dtype_name(index.dtype()));
   const std::int64_t* p = index.data<std::int64_t>();
-  for (std::size_t i = 0; i < index.numel(); ++i)
+  for (std::size_t i = 0, count = index.numel(); i < count; ++i)
     TG_CHECK(p[i] >= 0 && std::size_t(p[i]) < n, ValueError,
              op << ": index " << p[i] << " at position " << i << " is outside [0, " << n << ")");
   return p;
@@ -371,9 +371,10 @@ Tensor index_select(const Tensor& x0, std::ptrdiff_t axis, const Tensor& index0)
   Tensor out = empty(shape, x.dtype());
   const char* px = static_cast<const char*>(x.impl()->storage->data()) + x.impl()->offset * item;
   char* po = static_cast<char*>(out.impl()->storage->data());
+  const std::size_t picked = index.numel();
   for (std::size_t o = 0; o < outer; ++o)
-    for (std::size_t k = 0; k < index.numel(); ++k)
-      std::memcpy(po + (o * index.numel() + k) * inner * item, px + (o * n + std::size_t(idx[k])) * inner * item,
+    for (std::size_t k = 0; k < picked; ++k)
+      std::memcpy(po + (o * picked + k) * inner * item, px + (o * n + std::size_t(idx[k])) * inner * item,
                   inner * item);
   return record("index_select", {x}, std::move(out)).backward([a, index](const GradContext& c) {
     return Grads{index_add(c.input_shape(0), a, index, c.grad)};
