@@ -254,6 +254,8 @@ Tensor max_pool2d(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding) {
   const kernels::Window win = pool_window("max_pool2d", x.shape(), kernel, stride, padding);
   const Shape& s = x.shape();
   const std::size_t planes = s[0] * s[1], plane = s[2] * s[3], ho = win.out_h(s[2]), wo = win.out_w(s[3]);
+  // One plane's windows and their positions are buffers of this size.
+  checked_numel("max_pool2d", Shape{win.kh, win.kw, ho, wo});
   // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
   Tensor y = empty(Shape{s[0], s[1], ho, wo}, x.dtype());
   Tensor where = empty(Shape{planes * ho * wo}, kInt64);

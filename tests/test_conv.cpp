@@ -344,6 +344,14 @@ TEST_CASE("max_pool2d gives a window's gradient to its first maximum, as PyTorch
   tg::sum(tg::max_pool2d(y, 2, 1)).backward();
   CHECK(y.grad().value<double>() == xt::xarray<double>{{{{0.0, 0.0, 0.0}, {0.0, 4.0, 0.0}, {0.0, 0.0, 0.0}}}});
 
+  // Padding never wins, not even against -inf: the gradient lands inside.
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor u(xt::xarray<double>{{{{-inf, -inf}, {-inf, -inf}}}}, true);
+  const Tensor pooled = tg::max_pool2d(u, 3, 2, 1);  // one 3x3 window, its first row and column padding
+  CHECK(pooled.item() == -inf);
+  tg::sum(pooled).backward();
+  CHECK(u.grad().value<double>() == xt::xarray<double>{{{{1.0, 0.0}, {0.0, 0.0}}}});
+
   // A window of zeros (relu's dead units): the first zero, not a quarter each.
   Tensor z = tg::zeros({1, 1, 2, 4}, tg::TensorOptions(tg::kFloat64).requires_grad(true));
   tg::sum(tg::max_pool2d(z, 2) * 3.0).backward();
@@ -409,6 +417,10 @@ TEST_CASE("conv and pooling errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 7), doctest::Contains("max_pool2d: kernel (7, 7)"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::max_pool2d(x, 2, 2, 2), doctest::Contains("max_pool2d: padding (2, 2) must be at most half"),
                        tg::ValueError);
+  // A window of 2^20 rows sliding down 2^21: 2^40 window elements per plane,
+  // refused before anything that size is allocated.
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(tg::zeros({1, 1, std::size_t(1) << 21, 1}), {std::int64_t(1) << 20, 1}, 1),
+                       doctest::Contains("max_pool2d"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::col2im(tg::zeros({1, 5, 9}), {5, 5}, 2), doctest::Contains("col2im"), tg::ShapeError);
   CHECK_THROWS_WITH_AS(tg::conv1d(x, tg::randn({2, 3, 3}, g)), doctest::Contains("conv1d: input must have shape (N, C, L)"),
                        tg::ShapeError);
