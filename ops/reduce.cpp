@@ -20,8 +20,8 @@ struct Reduction {
   Shape keep_shape;             // reduced axes kept with size 1
   Shape drop_shape;             // reduced axes removed
   // The input's shape with neighbouring axes merged where both are reduced or
-  // both kept: the same elements in the same order, walked in longer runs
-  // ((N, C, H, W) over {0, 2, 3} is walked as (N, C, H·W)).
+  // both kept (coalesce_axes): the same elements in the same order, walked in
+  // longer runs ((N, C, H, W) over {0, 2, 3} is walked as (N, C, H·W)).
   Shape loop_shape;
   kernels::Strides out_strides; // loop_shape index -> output offset (0 along reduced axes)
   std::size_t count = 1;        // elements summed into each output
@@ -37,24 +37,17 @@ Reduction plan_reduction(const char* op, const Shape& shape, const Axes& axes) {
     reduced[i] = true;
   }
   Reduction r;
-  std::vector<bool> loop_reduced;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     r.keep_shape.push_back(reduced[i] ? 1 : shape[i]);
     if (reduced[i]) r.count *= shape[i];
     else r.drop_shape.push_back(shape[i]);
-    if (i > 0 && reduced[i] == reduced[i - 1]) {
-      r.loop_shape.back() *= shape[i];
-    } else {
-      r.loop_shape.push_back(shape[i]);
-      loop_reduced.push_back(reduced[i]);
-    }
   }
-  Shape loop_out = r.loop_shape;
-  for (std::size_t i = 0; i < loop_out.size(); ++i)
-    if (loop_reduced[i]) loop_out[i] = 1;
-  r.out_strides = kernels::contiguous_strides(loop_out);
-  for (std::size_t i = 0; i < loop_out.size(); ++i)
-    if (loop_reduced[i]) r.out_strides[i] = 0;
+  r.out_strides = kernels::contiguous_strides(r.keep_shape);
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (reduced[i]) r.out_strides[i] = 0;
+  r.loop_shape = shape;
+  kernels::Strides in = kernels::contiguous_strides(shape), none(shape.size(), 0);
+  coalesce_axes(r.loop_shape, in, r.out_strides, none);
   return r;
 }
 
