@@ -1,8 +1,10 @@
 // Training steps of one benchmark network in tapegrad alone, for profiling:
 //
-//   train_step lenet|tfcnn [batch 64] [steps 50] [threads 1]
+//   train_step lenet|tfcnn [batch 64] [steps 50] [threads 1] [buffer cache MiB]
 //
-// prints images per second over the steps after two warm-up steps.
+// prints images per second over the steps after two warm-up steps. The last
+// argument sets tg::set_buffer_cache_limit (0 turns buffer reuse off), to see
+// what the cache adds to peak memory (/usr/bin/time -v).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +17,9 @@ int main(int argc, char** argv) {
   const std::size_t batch = argc > 2 ? std::size_t(std::atol(argv[2])) : 64;
   const int steps = argc > 3 ? std::atoi(argv[3]) : 50;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
+  if (argc > 5) tg::set_buffer_cache_limit(std::size_t(std::atol(argv[5])) << 20);
   if ((name != "lenet" && name != "tfcnn") || batch == 0 || steps <= 0 || threads <= 0) {
-    std::fprintf(stderr, "usage: train_step lenet|tfcnn [batch] [steps] [threads]\n");
+    std::fprintf(stderr, "usage: train_step lenet|tfcnn [batch] [steps] [threads] [buffer cache MiB]\n");
     return 2;
   }
   tg::set_num_threads(threads);
