@@ -31,87 +31,96 @@ struct Window {
   std::size_t out_w(std::size_t w) const { return out_size(w, kw, sw, pw, dw); }
 };
 
-// For output row `o`, the input row read by kernel tap `tap`, or -1 when it
-// falls in the padding.
-inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s, std::size_t p,
-                                   std::size_t d, std::size_t in) {
-  const std::ptrdiff_t i = std::ptrdiff_t(o * s + tap * d) - std::ptrdiff_t(p);
-  return (i >= 0 && i < std::ptrdiff_t(in)) ? i : -1;
-}
-
-// The output columns [lo, hi) whose tap j reads inside a row of width w, and
-// the offset such that they read input column ow·s + offset.
-struct ColumnRange {
+// Along one axis (input size `in`, output size `out`, stride s, padding p,
+// dilation d): the outputs [lo, hi) whose kernel tap `tap` reads inside the
+// input, and the offset such that output o reads input o·s + offset.
+struct TapRange {
   std::size_t lo, hi;
   std::ptrdiff_t offset;
 };
-inline ColumnRange valid_columns(std::size_t j, std::size_t w, std::size_t wo, const Window& win) {
-  const std::ptrdiff_t offset = std::ptrdiff_t(j * win.dw) - std::ptrdiff_t(win.pw);
-  const auto s = std::ptrdiff_t(win.sw);
-  // smallest ow with ow·s + offset >= 0, and one past the largest with ow·s + offset < w
-  const std::ptrdiff_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-  const std::ptrdiff_t last = std::ptrdiff_t(w) - 1 - offset;
-  const std::ptrdiff_t hi = last < 0 ? 0 : std::min<std::ptrdiff_t>(std::ptrdiff_t(wo), last / s + 1);
+inline TapRange valid_outputs(std::size_t tap, std::size_t in, std::size_t out, std::size_t s, std::size_t p,
+                              std::size_t d) {
+  const std::ptrdiff_t offset = std::ptrdiff_t(tap * d) - std::ptrdiff_t(p);
+  const auto step = std::ptrdiff_t(s);
+  // smallest o with o·s + offset >= 0, and one past the largest with o·s + offset < in
+  const std::ptrdiff_t lo = offset >= 0 ? 0 : (-offset + step - 1) / step;
+  const std::ptrdiff_t last = std::ptrdiff_t(in) - 1 - offset;
+  const std::ptrdiff_t hi = last < 0 ? 0 : std::min<std::ptrdiff_t>(std::ptrdiff_t(out), last / step + 1);
   return {std::size_t(std::min<std::ptrdiff_t>(lo, hi)), std::size_t(hi), offset};
 }
 
-// Walks every (row of cols, output row oh) of one image and calls
-// row_op(offset of that output row in cols, offset of the input row it reads
-// or -1 in the padding, the valid column range of its tap), so im2col and
-// col2im share one indexing scheme; each does its own work along the row.
+// Walks the rows of cols of one image, (channel c, tap i, tap j), and calls
+// row_op(cols row, x plane of c, rows, columns): the output rows and columns
+// whose tap reads inside the image, so im2col and col2im share one indexing
+// scheme and each loops over its valid block without per-element checks.
 template <class RowOp>
 void for_each_window_row(std::size_t channels, std::size_t h, std::size_t w, const Window& win, RowOp&& row_op) {
   const std::size_t ho = win.out_h(h), wo = win.out_w(w);
   for (std::size_t c = 0; c < channels; ++c)
-    for (std::size_t i = 0; i < win.kh; ++i)
+    for (std::size_t i = 0; i < win.kh; ++i) {
+      const TapRange rows = valid_outputs(i, h, ho, win.sh, win.ph, win.dh);
       for (std::size_t j = 0; j < win.kw; ++j) {
-        const std::size_t row = (c * win.kh + i) * win.kw + j;
-        const ColumnRange columns = valid_columns(j, w, wo, win);
-        for (std::size_t oh = 0; oh < ho; ++oh) {
-          const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
-          row_op(row * ho * wo + oh * wo, ih < 0 ? std::ptrdiff_t(-1) : std::ptrdiff_t((c * h + std::size_t(ih)) * w),
-                 columns);
-        }
+        const TapRange columns = valid_outputs(j, w, wo, win.sw, win.pw, win.dw);
+        row_op(((c * win.kh + i) * win.kw + j) * ho * wo, c * h * w, rows, columns);
       }
+    }
+}
+
+// Where output row oh, column lo of a tap reads the image: the element
+// (row oh·sh + rows.offset, column lo·sw + columns.offset) of the plane at `plane`.
+inline std::size_t read_from(std::size_t plane, std::size_t oh, const TapRange& rows, const TapRange& columns,
+                             std::size_t sh, std::size_t sw, std::size_t w) {
+  const std::ptrdiff_t ih = std::ptrdiff_t(oh * sh) + rows.offset, iw = std::ptrdiff_t(columns.lo * sw) + columns.offset;
+  return plane + std::size_t(ih) * w + std::size_t(iw);
 }
 
 // x: (C, H, W) -> cols: (C·kh·kw, Ho·Wo)
 template <class T>
 void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T pad, T* cols) {
-  const std::size_t wo = win.out_w(w), sw = win.sw;
-  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, const ColumnRange& r) {
-    T* __restrict__ dst = cols + out;
-    if (in_row < 0) {
-      for (std::size_t ow = 0; ow < wo; ++ow) dst[ow] = pad;
-      return;
-    }
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w), sh = win.sh, sw = win.sw;
+  for_each_window_row(channels, h, w, win, [&](std::size_t row, std::size_t plane, const TapRange& rows,
+                                               const TapRange& r) {
+    T* const out = cols + row;
+    std::fill(out, out + rows.lo * wo, pad);
+    std::fill(out + rows.hi * wo, out + ho * wo, pad);
     const std::size_t count = r.hi - r.lo;
-    for (std::size_t ow = 0; ow < r.lo; ++ow) dst[ow] = pad;
-    for (std::size_t ow = r.hi; ow < wo; ++ow) dst[ow] = pad;
-    if (count == 0) return;  // the whole row is padding
-    const T* __restrict__ src = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // read by column lo
-    if (sw == 1)
-      for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i];
-    else
-      for (std::size_t i = 0; i < count; ++i) dst[r.lo + i] = src[i * sw];
+    for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+      T* __restrict__ dst = out + oh * wo;
+      std::fill(dst, dst + r.lo, pad);
+      std::fill(dst + r.hi, dst + wo, pad);
+      const T* __restrict__ src = x + read_from(plane, oh, rows, r, sh, sw, w);
+      if (sw == 1)
+        for (std::size_t k = 0; k < count; ++k) dst[r.lo + k] = src[k];
+      else
+        for (std::size_t k = 0; k < count; ++k) dst[r.lo + k] = src[k * sw];
+    }
   });
 }
 
 // cols: (C·kh·kw, Ho·Wo) -> x: (C, H, W), accumulated into x (zero it first).
 template <class T>
 void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T* x) {
-  const std::size_t sw = win.sw;
-  for_each_window_row(channels, h, w, win, [&](std::size_t out, std::ptrdiff_t in_row, const ColumnRange& r) {
-    if (in_row < 0) return;
+  const std::size_t wo = win.out_w(w), sh = win.sh, sw = win.sw;
+  for_each_window_row(channels, h, w, win, [&](std::size_t row, std::size_t plane, const TapRange& rows,
+                                               const TapRange& r) {
     const std::size_t count = r.hi - r.lo;
-    if (count == 0) return;
-    const T* __restrict__ src = cols + out + r.lo;
-    T* __restrict__ dst = x + (in_row + std::ptrdiff_t(r.lo * sw) + r.offset);  // written by column lo
-    if (sw == 1)
-      for (std::size_t i = 0; i < count; ++i) dst[i] += src[i];
-    else
-      for (std::size_t i = 0; i < count; ++i) dst[i * sw] += src[i];
+    for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+      const T* __restrict__ src = cols + row + oh * wo + r.lo;
+      T* __restrict__ dst = x + read_from(plane, oh, rows, r, sh, sw, w);
+      if (sw == 1)
+        for (std::size_t k = 0; k < count; ++k) dst[k] += src[k];
+      else
+        for (std::size_t k = 0; k < count; ++k) dst[k * sw] += src[k];
+    }
   });
+}
+
+// For output row `o`, the input row read by kernel tap `tap`, or -1 when it
+// falls in the padding.
+inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s, std::size_t p,
+                                   std::size_t d, std::size_t in) {
+  const std::ptrdiff_t i = std::ptrdiff_t(o * s + tap * d) - std::ptrdiff_t(p);
+  return (i >= 0 && i < std::ptrdiff_t(in)) ? i : -1;
 }
 
 // For each tap t of the window (row-major) and output o of a plane, the
