@@ -89,7 +89,7 @@ Tensor Recorder::backward(BackwardRule rule) {
     const TensorImpl& impl = *in.impl();
     TapeInput input;
     input.needs_grad = impl.requires_grad;
-    if (input.needs_grad) input.impl = in.impl();
+    if (input.needs_grad) input.impl = InputHold(in.impl());
     input.identity = &impl;
     input.shape = impl.shape;
     input.dtype = impl.dtype;
@@ -112,6 +112,10 @@ Tensor Recorder::backward(BackwardRule rule) {
 }
 
 // ---- backward --------------------------------------------------------------------
+
+void GradContext::free_saved(std::size_t i) const {
+  if (freeable) tape().release_saved(*freeable, i);
+}
 
 namespace {
 
@@ -316,13 +320,20 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       const Tensor g = take_pending(*out);
       if (retain_graph) entry.grad_norm = l2_norm(g);
       if (accumulate_into_leaves && out->retains_grad) accumulate_into_grad(*out, g, create_graph);
+      // A result nothing else holds has let its values go; a rule that reads
+      // them saved its buffer.
+      if (!out->storage && entry.saved_buffers.size() > entry.saved.size()) out->storage = entry.saved_buffers.back();
       const Tensor output(out);
       Grads grads;
-      {
+      try {
         // The ops inside a rule are not checked one by one: the gradients
         // it returns are, below, so that the message names this entry.
         const AnomalyGuard rule_ops_unchecked(false);
-        grads = entry.rule(GradContext{g, output, entry.saved, entry.needs_grad, entry.inputs});
+        grads = entry.rule(GradContext{g, output, entry.saved, entry.needs_grad, entry.inputs,
+                                       retain_graph ? nullptr : &entry});
+      } catch (...) {
+        if (!retain_graph) tp.release(entry);  // the rule may have freed part of what it saved
+        throw;
       }
       if (grads.size() != entry.inputs.size())
         throw AutogradError(entry.op + " backward: the rule returned " + std::to_string(grads.size()) +
@@ -338,7 +349,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
                                      entry.op + ", inputs " + shapes_of(shapes) + ") returned for its input " +
                                      std::to_string(j) + ", the first non-finite gradient of this backward,");
         }
-        send(in.impl, grads[j]);
+        send(in.impl.get(), grads[j]);
       }
       consumed.push_back(entry.id);
       if (!retain_graph) {

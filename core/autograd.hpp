@@ -35,8 +35,15 @@ struct GradContext {
   const std::vector<bool>& needs_grad;    // one flag per input, fixed when the op ran
   const std::vector<TapeInput>& inputs;   // shapes and dtypes; values via saved
 
+  TapeEntry* freeable = nullptr;           // set when the graph is not retained
+
   const Shape& input_shape(std::size_t i) const { return inputs[i].shape; }
   Dtype input_dtype(std::size_t i) const { return inputs[i].dtype; }
+  // Lets go of saved[i] once the rule has read it for the last time, so
+  // that its memory serves the rest of the rule (a GEMM's input gradient
+  // reuses the buffer its weight gradient just read). Does nothing when the
+  // graph is retained; saved[i] is undefined after it.
+  void free_saved(std::size_t i) const;
 };
 
 // Builds an op's result and, when some input requires grad and grad mode is

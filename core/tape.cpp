@@ -190,6 +190,16 @@ void Tape::release(TapeEntry& entry) {
   entry.released = true;
 }
 
+void Tape::release_saved(TapeEntry& entry, std::size_t i) {
+  if (i >= entry.saved.size())
+    throw AutogradError(entry.op + " backward: the rule freed saved tensor " + std::to_string(i) + " of " +
+                        std::to_string(entry.saved.size()));
+  count(entry, -1);
+  entry.saved[i] = Tensor();
+  entry.saved_buffers[i].reset();
+  count(entry, +1);
+}
+
 void Tape::output_died(std::uint64_t id) {
   dead_.push_back(id);
   if (!walking_ && !releasing_) release_dead();

@@ -46,9 +46,38 @@ struct GradContext;  // autograd.hpp
 using Grads = std::vector<Tensor>;
 using BackwardRule = std::function<Grads(const GradContext&)>;
 
+// A tape entry's hold on an input its gradient flows to, counted in the
+// input's tape_refs so that the input's last handle can tell when only the
+// tape still holds it (and free the values: the tape needs only the place).
+class InputHold {
+ public:
+  InputHold() = default;
+  explicit InputHold(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {
+    if (impl_) impl_->tape_refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  InputHold(InputHold&& other) noexcept : impl_(std::move(other.impl_)) {}
+  InputHold& operator=(InputHold&& other) noexcept {
+    if (this != &other) reset(), impl_ = std::move(other.impl_);
+    return *this;
+  }
+  InputHold(const InputHold&) = delete;
+  InputHold& operator=(const InputHold&) = delete;
+  ~InputHold() { reset(); }
+
+  void reset() noexcept {
+    if (impl_) impl_->tape_refs.fetch_sub(1, std::memory_order_relaxed), impl_.reset();
+  }
+  const std::shared_ptr<TensorImpl>& get() const { return impl_; }
+  TensorImpl* operator->() const { return impl_.get(); }
+  explicit operator bool() const { return impl_ != nullptr; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
 // One input of a recorded op, as the tape keeps it.
 struct TapeInput {
-  std::shared_ptr<TensorImpl> impl;  // held only where a gradient flows to it
+  InputHold impl;  // held only where a gradient flows to it
   const void* identity = nullptr;    // tells inputs apart in printouts; never dereferenced
   Shape shape;
   Dtype dtype = kFloat32;
@@ -137,6 +166,9 @@ class Tape {
   // backward that does not retain the graph: memory returns during the walk,
   // not after it. The entry itself stays (ordered) until the walk ends.
   void release(TapeEntry& entry);
+  // Frees one saved tensor of an entry whose rule is running and has read it
+  // for the last time (GradContext::free_saved).
+  void release_saved(TapeEntry& entry, std::size_t i);
   // The output of entry `id` died: nothing can reach that entry any more, so
   // it goes now, and with it whatever only it kept alive (iteratively, so a
   // long chain cannot overflow the stack). Deferred while a backward walks.

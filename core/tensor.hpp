@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -82,6 +83,10 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;     // accumulated .grad
   std::shared_ptr<TensorImpl> pending;  // gradient being summed during one backward pass
   std::vector<std::pair<std::uint64_t, Hook>> hooks;  // (handle id, hook)
+  // How many tape entries hold this tensor as an input its gradient flows to
+  // (InputHold). When the last Tensor handle goes and only they remain,
+  // nothing can read the values any more.
+  std::atomic<std::uint32_t> tape_refs{0};
 
   TensorImpl() = default;
   TensorImpl(const TensorImpl&) = delete;
@@ -143,6 +148,17 @@ class Tensor {
   template <class E>
   explicit Tensor(const xt::xexpression<E>& e, bool requires_grad = false);
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  Tensor(const Tensor&) = default;
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(const Tensor& other) {
+    if (impl_ != other.impl_) let_go(), impl_ = other.impl_;
+    return *this;
+  }
+  Tensor& operator=(Tensor&& other) noexcept {
+    if (this != &other) let_go(), impl_ = std::move(other.impl_);
+    return *this;
+  }
+  ~Tensor() { let_go(); }
 
   bool defined() const { return impl_ != nullptr; }
   Dtype dtype() const { return checked().dtype; }
@@ -262,6 +278,14 @@ class Tensor {
     using Buffer = xt::xbuffer_adaptor<T*, xt::smart_ownership, std::shared_ptr<Storage>>;
     return xt::xarray_adaptor<Buffer, xt::layout_type::dynamic, std::vector<std::size_t>>(
         Buffer(p, numel(), checked().storage), std::vector<std::size_t>(shape()), strides());
+  }
+  // As a handle lets go: a recorded result that only tape entries still hold
+  // (to route its gradient) frees its values now, not when backward reaches
+  // the op that read it. What a rule reads, the rule saved.
+  void let_go() noexcept {
+    if (impl_ && impl_->tape_refs.load(std::memory_order_relaxed) != 0 &&
+        impl_.use_count() == long(impl_->tape_refs.load(std::memory_order_relaxed)) + 1)
+      impl_->storage.reset();
   }
 
   std::shared_ptr<TensorImpl> impl_;

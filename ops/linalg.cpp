@@ -62,6 +62,9 @@ Grads gemm_grads(const GradContext& c, bool ta, bool tb) {
     da = ta ? (tb ? product_for(s, b, g, true, true) : product_for(s, b, g, false, true))
             : (tb ? product_for(s, g, b, false, false) : product_for(s, g, b, false, true));
   }
+  // db reads a and g only: b's memory (a convolution's columns) can take
+  // db (their gradient), which has its size.
+  if (b.defined()) c.free_saved(1);
   if (c.needs_grad[1]) {
     const Shape s = c.input_shape(1);
     db = tb ? (ta ? product_for(s, g, a, true, true) : product_for(s, g, a, true, false))

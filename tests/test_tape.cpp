@@ -559,6 +559,50 @@ TEST_CASE("a non-retained backward frees each op's saved tensors as soon as its 
   CHECK(tg::tape().saved_bytes() == 96 + 48);
 }
 
+TEST_CASE("a result that only the tape holds lets its values go; a rule that reads them saved them") {
+  tg::tape().clear();
+  const tg::Tensor x(xt::xarray<double>{0.5, 1.0, 2.0}, true);
+  tg::Tensor h = x + 1.0;  // add's rule reads no values
+  tg::Tensor e = tg::exp(h);  // exp's rule reads its result
+  const std::weak_ptr<tg::Storage> h_values = h.impl()->storage, e_values = e.impl()->storage;
+  const tg::Tensor y = tg::sum(e);
+  h = tg::Tensor();
+  e = tg::Tensor();
+  CHECK(h_values.expired());        // exp holds h for its gradient, not its values
+  CHECK_FALSE(e_values.expired());  // saved for exp's rule
+  const tg::Tensor g = tg::grad({y}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const tg::Tensor gg = tg::grad({tg::sum(g)}, {x})[0];
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double ex = std::exp(values_of(x)[i] + 1.0);
+    CHECK(values_of(g)[i] == doctest::Approx(ex));   // d/dx exp(x + 1)
+    CHECK(values_of(gg)[i] == doctest::Approx(ex));  // and the second derivative, through exp's result
+  }
+}
+
+TEST_CASE("a rule frees a saved tensor it has finished with; retain_graph keeps it") {
+  for (const bool retain : {false, true}) {
+    tg::tape().clear();
+    tg::Tensor a(xt::xarray<double>{1.0, 2.0}, true);
+    const tg::Tensor b = tg::tensor({3.0, 4.0}, tg::kFloat64);
+    std::size_t bytes_after_free = 0;
+    bool still_readable = true;
+    const tg::Tensor z = tg::record("scaled", {a}, a * b)
+                             .save({tg::tensor({3.0, 4.0}, tg::kFloat64)})
+                             .backward([&](const tg::GradContext& c) {
+                               const tg::Tensor da = c.grad * c.saved[0];
+                               c.free_saved(0);
+                               bytes_after_free = tg::tape().saved_bytes();
+                               still_readable = c.saved[0].defined();
+                               return tg::Grads{da};
+                             });
+    REQUIRE(tg::tape().saved_bytes() == 2 * sizeof(double));
+    tg::sum(z).backward({}, retain);
+    CHECK(bytes_after_free == (retain ? 2 * sizeof(double) : 0));
+    CHECK(still_readable == retain);
+    check_values(a.grad(), {3.0, 4.0});
+  }
+}
+
 // ============================================================================
 // saved bytes
 // ============================================================================
