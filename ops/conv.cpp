@@ -264,17 +264,27 @@ Tensor max_pool2d(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding) {
     const T* px = x.data<T>();
     T* py = static_cast<T*>(y.impl()->storage->data());
     std::int64_t* pw = static_cast<std::int64_t*>(where.impl()->storage->data());
-    const std::size_t n_taps = win.kh * win.kw;
-    const std::vector<std::int64_t> taps = kernels::window_taps(s[2], s[3], win);
-    parallel_for(planes, planes * plane, [&](std::size_t first, std::size_t last) {
-      std::vector<T> windows(n_taps * ho * wo);  // one plane's, small enough to stay in cache
-      for (std::size_t p = first; p < last; ++p) {
-        std::int64_t* at = pw + p * ho * wo;
-        kernels::im2col(px + p * plane, 1, s[2], s[3], win, T(0), windows.data());
-        kernels::window_max(windows.data(), taps.data(), n_taps, ho * wo, py + p * ho * wo, at);
-        for (std::size_t k = 0; k < ho * wo; ++k) at[k] += std::int64_t(p * plane);  // plane -> x positions
-      }
-    });
+    const auto pool = [&](auto index_tag) {
+      using Index = decltype(index_tag);
+      const std::size_t n_taps = win.kh * win.kw;
+      const std::vector<Index> taps = kernels::window_taps<Index>(s[2], s[3], win);
+      parallel_for(planes, planes * plane, [&](std::size_t first, std::size_t last) {
+        // one plane's windows and maxima's positions, small enough to stay in cache
+        std::vector<T> windows(n_taps * ho * wo);
+        std::vector<Index> at(ho * wo);
+        for (std::size_t p = first; p < last; ++p) {
+          kernels::im2col(px + p * plane, 1, s[2], s[3], win, T(0), windows.data());
+          kernels::window_max(windows.data(), taps.data(), n_taps, ho * wo, py + p * ho * wo, at.data());
+          const auto base = std::int64_t(p * plane);  // plane -> x positions
+          std::int64_t* out = pw + p * ho * wo;
+          for (std::size_t k = 0; k < ho * wo; ++k) out[k] = base + std::int64_t(at[k]);
+        }
+      });
+    };
+    if (plane <= std::size_t(std::numeric_limits<std::int32_t>::max()))
+      pool(std::int32_t{});
+    else
+      pool(std::int64_t{});
   });
   // NOTE: where a window has tied maxima, the first (row-major) takes the
   // whole gradient, as in torch.nn.functional.max_pool2d.

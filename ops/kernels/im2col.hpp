@@ -125,18 +125,21 @@ inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s
 
 // For each tap t of the window (row-major) and output o of a plane, the
 // flat position in the plane that the tap reads, or -1 in the padding:
-// taps[t·Ho·Wo + o]. The same for every plane, so computed once.
-inline std::vector<std::int64_t> window_taps(std::size_t h, std::size_t w, const Window& win) {
+// taps[t·Ho·Wo + o]. The same for every plane, so computed once. Index is
+// int32 where the plane allows it: half the bytes, and the same lane width
+// as float in the loop below.
+template <class Index>
+std::vector<Index> window_taps(std::size_t h, std::size_t w, const Window& win) {
   const std::size_t ho = win.out_h(h), wo = win.out_w(w);
-  std::vector<std::int64_t> taps(win.kh * win.kw * ho * wo);
-  std::int64_t* k = taps.data();
+  std::vector<Index> taps(win.kh * win.kw * ho * wo);
+  Index* k = taps.data();
   for (std::size_t i = 0; i < win.kh; ++i)
     for (std::size_t j = 0; j < win.kw; ++j)
       for (std::size_t oh = 0; oh < ho; ++oh) {
         const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
         for (std::size_t ow = 0; ow < wo; ++ow) {
           const std::ptrdiff_t iw = source_index(ow, j, win.sw, win.pw, win.dw, w);
-          *k++ = ih < 0 || iw < 0 ? -1 : ih * std::ptrdiff_t(w) + iw;
+          *k++ = ih < 0 || iw < 0 ? Index(-1) : Index(ih * std::ptrdiff_t(w) + iw);
         }
       }
   return taps;
@@ -148,16 +151,15 @@ inline std::vector<std::int64_t> window_taps(std::size_t h, std::size_t w, const
 // (-1 marks padding, which never wins, not even over -inf). A NaN is the
 // maximum; the first NaN keeps it. Tap by tap over all outputs, contiguous
 // and branch-free, so that the loop vectorizes.
-template <class T>
-void window_max(const T* windows, const std::int64_t* taps, std::size_t n_taps, std::size_t outputs, T* y,
-                std::int64_t* where) {
+template <class T, class Index>
+void window_max(const T* windows, const Index* taps, std::size_t n_taps, std::size_t outputs, T* y, Index* where) {
   std::fill(y, y + outputs, T(0));
-  std::fill(where, where + outputs, std::int64_t(-1));  // nothing seen yet
+  std::fill(where, where + outputs, Index(-1));  // nothing seen yet
   for (std::size_t t = 0; t < n_taps; ++t) {
     const T* __restrict__ v = windows + t * outputs;
-    const std::int64_t* __restrict__ k = taps + t * outputs;
+    const Index* __restrict__ k = taps + t * outputs;
     T* __restrict__ best = y;
-    std::int64_t* __restrict__ at = where;
+    Index* __restrict__ at = where;
     for (std::size_t o = 0; o < outputs; ++o) {
       const T b = best[o];
       // Bitwise, not short-circuit: each operand is a vector mask.
