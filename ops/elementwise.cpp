@@ -262,14 +262,52 @@ Tensor sigmoid(const Tensor& x0) {
       .backward([](const GradContext& c) { return Grads{mul(c.grad, mul(c.output, sub(1, c.output)))}; });
 }
 
-// NOTE: the gradient at x = 0 is taken as 0. NaN propagates (as torch).
+namespace {
+
+// g where keep holds, else 0 (keep: bool, g's shape): relu's rule. Its own
+// gradient is the same masking, so relu differentiates twice.
+Tensor keep_where(const Tensor& g0, const Tensor& keep) {
+  const Tensor g = g0.contiguous();
+  Tensor out = empty(g.shape(), g.dtype());
+  visit_floating("keep_where", g.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* __restrict__ pg = g.data<T>();
+    // bool as bytes, and both read every time: a select, not a branch, and
+    // a loop g++ vectorizes (it does not load a vector of bool).
+    const auto* __restrict__ pk = reinterpret_cast<const std::uint8_t*>(keep.data<bool>());
+    T* __restrict__ po = static_cast<T*>(out.impl()->storage->data());
+    for (std::size_t i = 0, n = g.numel(); i < n; ++i) {
+      const T v = pg[i];
+      po[i] = pk[i] ? v : T(0);
+    }
+  });
+  return record("keep_where", {g}, std::move(out)).save({keep}).backward([](const GradContext& c) {
+    return Grads{keep_where(c.grad, c.saved[0])};
+  });
+}
+
+}  // namespace
+
+// NOTE: the gradient at x = 0 is taken as 0. NaN propagates (as torch), and
+// gets no gradient. The rule keeps a one-byte mask of x > 0, not the result.
 Tensor relu(const Tensor& x0) {
-  const Tensor x = floating("relu", x0);
-  return record("relu", {x}, float_map("relu", x, [](auto v) { return v > 0 || v != v ? v : decltype(v)(0); }))
-      .saves_output()
-      .backward([](const GradContext& c) {
-        return Grads{mul(c.grad, mask_of(c.output, [](auto y) { return y > 0; }))};
-      });
+  const Tensor x = floating("relu", x0).contiguous();
+  Tensor y = empty(x.shape(), x.dtype());
+  const bool recording = grad_enabled() && x.requires_grad();
+  Tensor keep = recording ? empty(x.shape(), kBool) : Tensor();
+  visit_floating("relu", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* __restrict__ px = x.data<T>();
+    T* __restrict__ py = static_cast<T*>(y.impl()->storage->data());
+    const std::size_t n = x.numel();
+    for (std::size_t i = 0; i < n; ++i) py[i] = px[i] > T(0) || px[i] != px[i] ? px[i] : T(0);
+    if (!recording) return;
+    auto* __restrict__ pk = static_cast<std::uint8_t*>(keep.impl()->storage->data());  // bool as bytes, as above
+    for (std::size_t i = 0; i < n; ++i) pk[i] = std::uint8_t(px[i] > T(0));
+  });
+  return record("relu", {x}, std::move(y)).save({keep}).backward([](const GradContext& c) {
+    return Grads{keep_where(c.grad, c.saved[0])};
+  });
 }
 
 // NOTE: the gradient at x = 0 is negative_slope.

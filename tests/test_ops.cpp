@@ -644,6 +644,12 @@ TEST_CASE("sign has a zero gradient; relu keeps NaN") {
   CHECK(std::isnan(r(0)));
   CHECK(r(1) == 0.0);
   CHECK(r(2) == 2.0);
+  // As torch's threshold_backward: the gradient passes where x > 0 and is 0
+  // elsewhere, at a NaN input too, and even where the upstream gradient is NaN.
+  Tensor v = tg::tensor({nan, -1.0, 2.0, 0.0}, tg::kFloat64).requires_grad_();
+  const Tensor upstream = tg::tensor({1.0, nan, 3.0, 4.0}, tg::kFloat64);
+  tg::relu(v).backward(upstream);
+  CHECK(v.grad().value<double>() == xt::xarray<double>{0.0, 0.0, 3.0, 0.0});
 }
 
 TEST_CASE("maximum and minimum pick elementwise and propagate NaN") {
