@@ -103,9 +103,13 @@ std::size_t Tensor::size(std::ptrdiff_t axis) const {
 
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = checked();
-  const Strides want = contiguous_strides(t.shape);
-  for (std::size_t i = 0; i < t.shape.size(); ++i)
-    if (t.shape[i] != 1 && t.strides[i] != want[i]) return false;
+  // contiguous_strides(t.shape), compared axis by axis from the last without
+  // building it: this runs several times per op.
+  std::ptrdiff_t want = 1;
+  for (std::size_t i = t.shape.size(); i-- > 0;) {
+    if (t.shape[i] != 1 && t.strides[i] != want) return false;
+    want *= std::ptrdiff_t(t.shape[i]);
+  }
   return true;
 }
 

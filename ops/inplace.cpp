@@ -18,26 +18,25 @@ void update_each(const char* op, Tensor& self, const Tensor* source, F f) {
   const Tensor& t = self;
   const Shape& shape = t.shape();
   Tensor src;
-  Strides read(shape.size(), 0);
   if (source) {
     TG_CHECK(source->defined(), ValueError, op << ": the source is an undefined tensor");
-    TG_CHECK(kernels::broadcast_shapes(op, source->shape(), shape) == shape, ShapeError,
-             op << ": a source of shape " << shape_str(source->shape()) << " does not broadcast to "
-                << shape_str(shape));
-    src = source->detach().to(t.dtype()).contiguous();
-    read = kernels::broadcast_strides(src.shape(), shape);
+    if (source->dtype() == t.dtype() && source->shape() == shape && source->is_contiguous()) {
+      src = *source;  // read as it is: nothing to convert or broadcast
+    } else {
+      TG_CHECK(kernels::broadcast_shapes(op, source->shape(), shape) == shape, ShapeError,
+               op << ": a source of shape " << shape_str(source->shape()) << " does not broadcast to "
+                  << shape_str(shape));
+      src = source->detach().to(t.dtype()).contiguous();
+    }
   }
   visit_dtype(t.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* dst = static_cast<T*>(t.impl()->storage->data()) + t.impl()->offset;
     const T* from = src.defined() ? src.data<T>() : nullptr;
-    const Strides none(shape.size(), 0);
-    const auto each = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) { f(dst[o], from ? from[i] : T(0)); };
-    if (!t.is_contiguous()) return for_each_offset(shape, t.strides(), read, none, each);
-    // The common cases (an optimizer's p += a·g, v *= m) as one flat loop the
-    // compiler vectorizes: no source, a source of self's shape, or one value.
     const std::size_t numel = t.numel();
-    if (!from || src.numel() == 1 || src.shape() == shape) {
+    if (t.is_contiguous() && (!from || src.numel() == 1 || src.shape() == shape)) {
+      // The common cases (an optimizer's p += a·g, v *= m) as one flat loop
+      // the compiler vectorizes: no source, a source of self's shape, or one value.
       const bool whole = from && src.numel() > 1;
       const T one = from ? from[0] : T(0);
       return kernels::parallel_for(numel, numel, [&](std::size_t first, std::size_t last) {
@@ -47,6 +46,10 @@ void update_each(const char* op, Tensor& self, const Tensor* source, F f) {
           for (std::size_t k = first; k < last; ++k) f(dst[k], one);
       });
     }
+    const Strides read = from ? kernels::broadcast_strides(src.shape(), shape) : Strides(shape.size(), 0);
+    const Strides none(shape.size(), 0);
+    const auto each = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t) { f(dst[o], from ? from[i] : T(0)); };
+    if (!t.is_contiguous()) return for_each_offset(shape, t.strides(), read, none, each);
     // A contiguous self has no two elements at one address: its rows can go to different threads.
     const std::size_t n = shape.empty() ? 1 : shape.back();
     const std::ptrdiff_t step = shape.empty() ? 0 : read.back();
@@ -74,7 +77,17 @@ Tensor& Tensor::mul_(const Tensor& other) {
   return *this;
 }
 
-Tensor& Tensor::mul_(double factor) { return mul_(scalar_tensor(factor, kFloat64)); }
+Tensor& Tensor::mul_(double factor) {
+  check_writable("mul_");
+  TG_CHECK(dtype() != kBool, DtypeError, "mul_: not defined for bool tensors");
+  // The factor in self's dtype first, as mul_ with a one-value tensor converts it.
+  update_each("mul_", *this, nullptr, [factor](auto& d, auto) {
+    using T = decltype(d + 0);
+    d = T(d * T(factor));
+  });
+  bump_version();
+  return *this;
+}
 
 Tensor& Tensor::fill_(double value) {
   check_writable("fill_");
