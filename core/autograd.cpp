@@ -121,12 +121,13 @@ namespace {
 
 using ImplPtr = std::shared_ptr<TensorImpl>;
 
-void check_matches(const std::string& what, const Tensor& got, const Shape& shape, Dtype dtype) {
+// `what` + `suffix` names the check in the message, built only on failure.
+void check_matches(const std::string& what, const char* suffix, const Tensor& got, const Shape& shape, Dtype dtype) {
   if (got.shape() != shape)
-    throw ShapeError(what + ": gradient of shape " + shape_str(got.shape()) + " for a tensor of shape " +
+    throw ShapeError(what + suffix + ": gradient of shape " + shape_str(got.shape()) + " for a tensor of shape " +
                      shape_str(shape));
   if (got.dtype() != dtype)
-    throw DtypeError(what + ": gradient of dtype " + dtype_name(got.dtype()) + " for a tensor of dtype " +
+    throw DtypeError(what + suffix + ": gradient of dtype " + dtype_name(got.dtype()) + " for a tensor of dtype " +
                      dtype_name(dtype));
 }
 
@@ -163,7 +164,7 @@ void accumulate(ImplPtr& slot, const Tensor& g, bool create_graph) {
     slot = g.impl();
     return;
   }
-  check_matches("backward", g, slot->shape, slot->dtype);
+  check_matches("backward", "", g, slot->shape, slot->dtype);
   if (create_graph || !exclusively_owned(slot)) {
     slot = add_gradients(Tensor(slot), g).impl();
     return;
@@ -183,7 +184,7 @@ Tensor apply_hooks(const TensorImpl& impl, Tensor g) {
   for (const auto& [id, hook] : impl.hooks) {
     Tensor replaced = hook(g);
     if (replaced.defined()) {
-      check_matches("register_hook", replaced, impl.shape, impl.dtype);
+      check_matches("register_hook", "", replaced, impl.shape, impl.dtype);
       g = replaced;
     }
   }
@@ -215,16 +216,17 @@ void check_versions(const TapeEntry& e) {
     const Storage* buffer = e.saved_buffers[k].get();
     if (!buffer) continue;
     const bool is_output = k == e.saved.size();
+    const bool moved = !is_output && e.saved[k].impl()->storage.get() != buffer;
+    if (!moved && buffer->version() == e.saved_versions[k]) continue;
     const std::string what = is_output ? std::string("its result")
                                        : "a tensor it saved, of shape " + shape_str(e.saved[k].shape()) + ",";
     const std::string where = e.op + " backward (entry #" + std::to_string(e.id) + "): ";
-    if (!is_output && e.saved[k].impl()->storage.get() != buffer)
+    if (moved)
       throw AutogradError(where + what + " was given new storage (set_data) after the op ran; the gradient would be"
                           " wrong. Replace values before recording, or record again.");
-    if (buffer->version() != e.saved_versions[k])
-      throw AutogradError(where + what + " was modified in place after the op ran (version " +
-                          std::to_string(e.saved_versions[k]) + ", now " + std::to_string(buffer->version()) +
-                          "); the gradient would be wrong. Modify a clone() instead.");
+    throw AutogradError(where + what + " was modified in place after the op ran (version " +
+                        std::to_string(e.saved_versions[k]) + ", now " + std::to_string(buffer->version()) +
+                        "); the gradient would be wrong. Modify a clone() instead.");
   }
 }
 
@@ -257,7 +259,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
                           " or it was recorded on another thread");
     const Tensor seed = k < seeds.size() ? seeds[k] : Tensor();
     if (seed.defined()) {
-      check_matches("backward: seed", seed, root.shape(), root.dtype());
+      check_matches("backward: seed", "", seed, root.shape(), root.dtype());
       root_grads.push_back(seed);
     } else if (root.numel() == 1) {
       root_grads.push_back(ones(root.shape(), root.dtype()));
@@ -341,7 +343,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       for (std::size_t j = 0; j < grads.size(); ++j) {
         const TapeInput& in = entry.inputs[j];
         if (!in.needs_grad || !grads[j].defined()) continue;
-        check_matches(entry.op + " backward", grads[j], in.shape, in.dtype);
+        check_matches(entry.op, " backward", grads[j], in.shape, in.dtype);
         if (anomaly_mode) {
           std::vector<Shape> shapes;
           for (const auto& input : entry.inputs) shapes.push_back(input.shape);

@@ -69,6 +69,7 @@ std::string TapeEntry::input_label(std::size_t i) const {
 
 std::vector<const Storage*> TapeEntry::saved_storages() const {
   std::vector<const Storage*> buffers;
+  buffers.reserve(saved_buffers.size());
   for (const auto& b : saved_buffers)
     if (b) buffers.push_back(b.get());
   std::sort(buffers.begin(), buffers.end());
