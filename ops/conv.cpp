@@ -246,8 +246,9 @@ kernels::Window pool_window(const char* op, const Shape& s, Size2 kernel, Size2 
 
 // y: the maximum of each window, found in place (no window columns). The
 // forward saves where each maximum is (flat int64 positions into x), and the
-// rule adds the gradient there: scatter_add into zeros, whose own gradient
-// is a gather, so max pooling differentiates twice.
+// rule adds the gradient there with index_select_backward (zeros plus the
+// gradient at those positions), whose own gradient is index_select, so max
+// pooling differentiates twice.
 Tensor max_pool2d(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding) {
   const Tensor x = x0.contiguous();
   if (stride == Size2(0)) stride = kernel;
@@ -292,8 +293,7 @@ Tensor max_pool2d(const Tensor& x0, Size2 kernel, Size2 stride, Size2 padding) {
       .save({where})
       .backward([numel = x.numel()](const GradContext& c) {
         const Tensor& at = c.saved[0];
-        const Tensor dx = scatter_add(zeros(Shape{numel}, c.grad.dtype()), 0, at, reshape(c.grad, at.shape()));
-        return Grads{reshape(dx, c.input_shape(0))};
+        return Grads{reshape(index_select_backward(reshape(c.grad, at.shape()), Shape{numel}, 0, at), c.input_shape(0))};
       });
 }
 

@@ -63,7 +63,8 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, 
 
 // Largest value of each window; stride 0 means stride = kernel; padding is
 // never a maximum. A primitive: it finds each maximum in place and saves its
-// position, and its rule is a scatter_add of the gradient to those positions.
+// position, and its rule adds the gradient at those positions
+// (index_select_backward).
 // NOTE: where several elements of a window tie for the maximum, the first
 // (row-major) takes the whole gradient, as in PyTorch's max_pool2d (the
 // reduction tg::max splits it, as torch.amax does).

@@ -331,32 +331,39 @@ const std::int64_t* checked_indices(const char* op, const Tensor& index, std::si
   return p;
 }
 
-// out (zeros of `shape`) with src's slices added at the positions `index`
-// names along axis: index_select's adjoint, whose adjoint is index_select.
-Tensor index_add(const Shape& shape, std::size_t axis, const Tensor& index, const Tensor& src0) {
-  const Tensor src = src0.contiguous();
+}  // namespace
+
+Tensor index_select_backward(const Tensor& grad, const Shape& shape, std::ptrdiff_t axis, const Tensor& index0) {
+  const char* op = "index_select_backward";
+  const std::size_t a = normalize_axis(op, axis, shape.size(), shape);
+  TG_CHECK(index0.dim() == 1, ShapeError, op << ": the index must be 1-d, got " << shape_str(index0.shape()));
+  const Tensor index = index0.contiguous();
+  const std::int64_t* idx = checked_indices(op, index, shape[a]);
+  Shape picked_shape = shape;
+  picked_shape[a] = index.numel();
+  TG_CHECK(grad.shape() == picked_shape, ShapeError,
+           op << ": the gradient must have shape " << shape_str(picked_shape) << " (" << shape_str(shape)
+              << " with " << index.numel() << " picked along axis " << axis << "), got " << shape_str(grad.shape()));
+  const Tensor src = grad.contiguous();
   Tensor out = zeros(shape, src.dtype());
-  const std::int64_t* idx = index.data<std::int64_t>();
-  const std::size_t inner = product(Shape(shape.begin() + std::ptrdiff_t(axis) + 1, shape.end()));
-  const std::size_t outer = product(Shape(shape.begin(), shape.begin() + std::ptrdiff_t(axis)));
+  const std::size_t inner = product(Shape(shape.begin() + std::ptrdiff_t(a) + 1, shape.end()));
+  const std::size_t outer = product(Shape(shape.begin(), shape.begin() + std::ptrdiff_t(a)));
   const std::size_t picked = index.numel();
-  visit_floating("index_select_backward", src.dtype(), [&](auto tag) {
+  visit_floating(op, src.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* ps = src.data<T>();
     T* po = static_cast<T*>(out.impl()->storage->data());
     for (std::size_t o = 0; o < outer; ++o)
       for (std::size_t k = 0; k < picked; ++k) {
-        T* to = po + (o * shape[axis] + std::size_t(idx[k])) * inner;
+        T* to = po + (o * shape[a] + std::size_t(idx[k])) * inner;
         const T* from = ps + (o * picked + k) * inner;
         for (std::size_t i = 0; i < inner; ++i) to[i] += from[i];
       }
   });
-  return record("index_select_backward", {src}, std::move(out)).backward([axis, index](const GradContext& c) {
-    return Grads{index_select(c.grad, std::ptrdiff_t(axis), index)};
+  return record(op, {src}, std::move(out)).backward([a, index](const GradContext& c) {
+    return Grads{index_select(c.grad, std::ptrdiff_t(a), index)};
   });
 }
-
-}  // namespace
 
 Tensor index_select(const Tensor& x0, std::ptrdiff_t axis, const Tensor& index0) {
   const std::size_t a = normalize_axis("index_select", axis, x0.dim(), x0.shape());
@@ -377,7 +384,7 @@ Tensor index_select(const Tensor& x0, std::ptrdiff_t axis, const Tensor& index0)
       std::memcpy(po + (o * picked + k) * inner * item, px + (o * n + std::size_t(idx[k])) * inner * item,
                   inner * item);
   return record("index_select", {x}, std::move(out)).backward([a, index](const GradContext& c) {
-    return Grads{index_add(c.input_shape(0), a, index, c.grad)};
+    return Grads{index_select_backward(c.grad, c.input_shape(0), std::ptrdiff_t(a), index)};
   });
 }
 

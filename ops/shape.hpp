@@ -50,6 +50,9 @@ std::vector<Tensor> chunk(const Tensor& x, std::size_t chunks, std::ptrdiff_t ax
 // ---- gathering by index (index tensors are int64) ------------------------------------
 // The positions in the 1-d `index` along axis.
 Tensor index_select(const Tensor& x, std::ptrdiff_t axis, const Tensor& index);
+// Its adjoint: zeros of `shape` with grad's slices added at the positions
+// `index` names along axis (repeats add up). Its own adjoint is index_select.
+Tensor index_select_backward(const Tensor& grad, const Shape& shape, std::ptrdiff_t axis, const Tensor& index);
 // out[i][j] = x[i][index[i][j]] for axis 1 (any axis likewise); index has x's
 // rank and is no larger than x along the other axes.
 Tensor gather(const Tensor& x, std::ptrdiff_t axis, const Tensor& index);

@@ -95,6 +95,26 @@ TEST_CASE("index_select, gather and scatter_add against loops") {
   CHECK(y.grad().value<double>() == xt::xarray<double>{{1, 1}, {0, 0}, {2, 2}});
 }
 
+TEST_CASE("index_select_backward adds each slice at its row; bad arguments name the op") {
+  const Tensor rows = tg::tensor({2, 0, 2}, tg::kInt64);
+  const Tensor g = iota({3, 2});  // rows {0, 1}, {2, 3}, {4, 5}
+  CHECK(tg::index_select_backward(g, {3, 2}, 0, rows).value<double>() ==
+        xt::xarray<double>{{2, 3}, {0, 0}, {0 + 4, 1 + 5}});
+  CHECK(tg::index_select_backward(tg::transpose(g, 0, 1), {2, 3}, 1, rows).value<double>() ==
+        xt::xarray<double>{{2, 0, 4}, {3, 0, 6}});
+  using doctest::Contains;
+  CHECK_THROWS_WITH_AS(tg::index_select_backward(g, {2, 2}, 0, rows),
+                       Contains("index_select_backward: index 2 at position 0 is outside [0, 2)"), tg::ValueError);
+  CHECK_THROWS_WITH_AS(tg::index_select_backward(g, {3, 3}, 0, rows),
+                       Contains("index_select_backward: the gradient must have shape (3, 3)"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::index_select_backward(g, {3, 2}, 0, tg::tensor({{0}}, tg::kInt64)),
+                       Contains("index_select_backward: the index must be 1-d"), tg::ShapeError);
+  CHECK_THROWS_WITH_AS(tg::index_select_backward(g, {3, 2}, 2, rows),
+                       Contains("index_select_backward: axis 2 is out of range"), tg::AxisError);
+  CHECK_THROWS_WITH_AS(tg::index_select_backward(g, {3, 2}, 0, tg::tensor({0.0, 1.0, 2.0}, tg::kFloat64)),
+                       Contains("index_select_backward: indices must be int64"), tg::DtypeError);
+}
+
 TEST_CASE("pad surrounds with a constant; its gradient is the interior") {
   Tensor x = iota({2, 2}).requires_grad_();
   const Tensor p = tg::pad(x, {1, 0, 0, 1}, -1.0);  // last axis: 1 left; axis 0: 1 below

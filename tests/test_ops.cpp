@@ -123,6 +123,15 @@ std::vector<OpCase> indexing_cases() {
          const std::ptrdiff_t a = random_axis(in[0].dim(), g);
          return tg::index_select(in[0], a, indices({1 + g.below(5)}, in[0].size(a), g));  // repeats add up
        }},
+      {"index_select_backward", nonscalar, [indices](const Inputs& in) {
+         tg::Generator g(in[0].numel());
+         const std::ptrdiff_t a = random_axis(in[0].dim(), g);
+         Shape target = in[0].shape();
+         std::size_t& rows = target[std::size_t(a < 0 ? a + std::ptrdiff_t(target.size()) : a)];
+         rows = 1 + g.below(4);
+         // in[0]'s slices added into zeros of `target` at random rows (repeats add up)
+         return tg::index_select_backward(in[0], target, a, indices({in[0].size(a)}, rows, g));
+       }},
       {"gather", nonscalar, [indices](const Inputs& in) {
          tg::Generator g(in[0].numel());
          const std::ptrdiff_t a = random_axis(in[0].dim(), g);
