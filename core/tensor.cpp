@@ -120,6 +120,10 @@ void* Tensor::first_element(const char* what, Dtype want, bool need_contiguous) 
   TG_CHECK(!need_contiguous || is_contiguous(), ValueError,
            what << ": the tensor of shape " << shape_str(t.shape)
                 << " is a strided view; call contiguous() first, or use value()");
+  TG_CHECK(t.storage, AutogradError,
+           what << ": the values of this tensor of shape " << shape_str(t.shape)
+                << " were freed when its last handle went, as the tape keeps only its place in the graph;"
+                   " a backward rule that reads them must save them (save, or saves_output)");
   return static_cast<char*>(t.storage->data()) + t.offset * element_size(t.dtype);
 }
 

@@ -579,6 +579,18 @@ TEST_CASE("a result that only the tape holds lets its values go; a rule that rea
   }
 }
 
+TEST_CASE("a rule that reads its result without saving it is told the values were freed") {
+  tg::tape().clear();
+  const tg::Tensor x(xt::xarray<double>{1.0, 2.0}, true);
+  const auto doubled = [](const tg::Tensor& v) {
+    return tg::record("doubled", {v}, v.detach() * 2.0).backward([](const tg::GradContext& c) {
+      return tg::Grads{c.grad * c.output};  // reads the result, but did not call saves_output()
+    });
+  };
+  const tg::Tensor y = tg::sum(doubled(x));  // nothing but the tape holds doubled's result
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("were freed when its last handle went"), tg::AutogradError);
+}
+
 TEST_CASE("a rule frees a saved tensor it has finished with; retain_graph keeps it") {
   for (const bool retain : {false, true}) {
     tg::tape().clear();
