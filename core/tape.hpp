@@ -57,7 +57,10 @@ class InputHold {
   }
   InputHold(InputHold&& other) noexcept : impl_(std::move(other.impl_)) {}
   InputHold& operator=(InputHold&& other) noexcept {
-    if (this != &other) reset(), impl_ = std::move(other.impl_);
+    if (this != &other) {
+      reset();
+      impl_ = std::move(other.impl_);
+    }
     return *this;
   }
   InputHold(const InputHold&) = delete;
@@ -65,7 +68,9 @@ class InputHold {
   ~InputHold() { reset(); }
 
   void reset() noexcept {
-    if (impl_) impl_->tape_refs.fetch_sub(1, std::memory_order_relaxed), impl_.reset();
+    if (!impl_) return;
+    impl_->tape_refs.fetch_sub(1, std::memory_order_relaxed);
+    impl_.reset();
   }
   const std::shared_ptr<TensorImpl>& get() const { return impl_; }
   TensorImpl* operator->() const { return impl_.get(); }

@@ -151,11 +151,17 @@ class Tensor {
   Tensor(const Tensor&) = default;
   Tensor(Tensor&&) noexcept = default;
   Tensor& operator=(const Tensor& other) {
-    if (impl_ != other.impl_) let_go(), impl_ = other.impl_;
+    if (impl_ != other.impl_) {
+      let_go();
+      impl_ = other.impl_;
+    }
     return *this;
   }
   Tensor& operator=(Tensor&& other) noexcept {
-    if (this != &other) let_go(), impl_ = std::move(other.impl_);
+    if (this != &other) {
+      let_go();
+      impl_ = std::move(other.impl_);
+    }
     return *this;
   }
   ~Tensor() { let_go(); }

@@ -3,6 +3,7 @@
 // version, so that backward through an op that saved the old values refuses
 // instead of returning a wrong gradient.
 #include <cmath>
+#include <type_traits>
 
 #include "../core/autograd.hpp"
 #include "kernels/strided.hpp"
@@ -82,8 +83,8 @@ Tensor& Tensor::mul_(double factor) {
   TG_CHECK(dtype() != kBool, DtypeError, "mul_: not defined for bool tensors");
   // The factor in self's dtype first, as mul_ with a one-value tensor converts it.
   update_each("mul_", *this, nullptr, [factor](auto& d, auto) {
-    using T = decltype(d + 0);
-    d = T(d * T(factor));
+    using T = std::remove_reference_t<decltype(d)>;
+    if constexpr (!std::is_same_v<T, bool>) d = T(d * T(factor));  // bool was refused above
   });
   bump_version();
   return *this;
