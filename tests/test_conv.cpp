@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 
+#include <tapegrad/ops/kernels/im2col.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using tg::Tensor;
@@ -332,6 +333,47 @@ TEST_CASE("max_pool2d and avg_pool2d equal direct loops; padding never wins a ma
           CHECK(ap(n, ch, oh, ow) == doctest::Approx(total / double(k * k)));
         }
   CHECK(tg::max_pool2d(x, 2).shape() == Shape{2, 3, 3, 3});  // stride defaults to the kernel
+}
+
+TEST_CASE("window_max: each window's first maximum and its position, with int32 and int64 positions alike") {
+  // int64 positions serve planes of 2^31 elements and more; both must agree with a direct loop.
+  const std::size_t h = 7, w = 6;
+  const tg::kernels::Window win{3, 2, 2, 1, 1, 1, 1, 2};  // kh kw, sh sw, ph pw, dh dw
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w), taps = win.kh * win.kw;
+  tg::Generator g(5);
+  const auto v = tg::randn({h * w}, g, 0.0, 1.0, tg::kFloat64).to_xarray<double>();
+  std::vector<double> windows(taps * ho * wo);
+  tg::kernels::im2col(v.data(), 1, h, w, win, 0.0, windows.data());
+  const auto run = [&](auto index) {
+    using Index = decltype(index);
+    const std::vector<Index> where_taps = tg::kernels::window_taps<Index>(h, w, win);
+    std::vector<double> y(ho * wo);
+    std::vector<Index> at(ho * wo);
+    tg::kernels::window_max(windows.data(), where_taps.data(), taps, ho * wo, y.data(), at.data());
+    return std::make_pair(y, std::vector<std::int64_t>(at.begin(), at.end()));
+  };
+  const auto narrow = run(std::int32_t{}), wide = run(std::int64_t{});
+  for (std::size_t oh = 0; oh < ho; ++oh)
+    for (std::size_t ow = 0; ow < wo; ++ow) {
+      double best = 0.0;
+      std::int64_t pos = -1;
+      for (std::size_t i = 0; i < win.kh; ++i)
+        for (std::size_t j = 0; j < win.kw; ++j) {
+          const auto ih = std::ptrdiff_t(oh * win.sh + i * win.dh) - std::ptrdiff_t(win.ph);
+          const auto iw = std::ptrdiff_t(ow * win.sw + j * win.dw) - std::ptrdiff_t(win.pw);
+          if (ih < 0 || iw < 0 || ih >= std::ptrdiff_t(h) || iw >= std::ptrdiff_t(w)) continue;
+          const double value = v(std::size_t(ih) * w + std::size_t(iw));
+          if (pos < 0 || value > best) {
+            best = value;
+            pos = ih * std::ptrdiff_t(w) + iw;
+          }
+        }
+      const std::size_t o = oh * wo + ow;
+      CHECK(narrow.first[o] == best);
+      CHECK(wide.first[o] == best);
+      CHECK(narrow.second[o] == pos);
+      CHECK(wide.second[o] == pos);
+    }
 }
 
 TEST_CASE("max_pool2d gives a window's gradient to its first maximum, as PyTorch's does") {

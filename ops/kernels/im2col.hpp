@@ -123,14 +123,6 @@ void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, c
   });
 }
 
-// For output row `o`, the input row read by kernel tap `tap`, or -1 when it
-// falls in the padding.
-inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s, std::size_t p,
-                                   std::size_t d, std::size_t in) {
-  const std::ptrdiff_t i = std::ptrdiff_t(o * s + tap * d) - std::ptrdiff_t(p);
-  return (i >= 0 && i < std::ptrdiff_t(in)) ? i : -1;
-}
-
 // For each tap t of the window (row-major) and output o of a plane, the
 // flat position in the plane that the tap reads, or -1 in the padding:
 // taps[t·Ho·Wo + o]. The same for every plane, so computed once. Index is
@@ -139,17 +131,18 @@ inline std::ptrdiff_t source_index(std::size_t o, std::size_t tap, std::size_t s
 template <class Index>
 std::vector<Index> window_taps(std::size_t h, std::size_t w, const Window& win) {
   const std::size_t ho = win.out_h(h), wo = win.out_w(w);
-  std::vector<Index> taps(win.kh * win.kw * ho * wo);
+  std::vector<Index> taps(win.kh * win.kw * ho * wo, Index(-1));
   Index* k = taps.data();
-  for (std::size_t i = 0; i < win.kh; ++i)
-    for (std::size_t j = 0; j < win.kw; ++j)
-      for (std::size_t oh = 0; oh < ho; ++oh) {
-        const std::ptrdiff_t ih = source_index(oh, i, win.sh, win.ph, win.dh, h);
-        for (std::size_t ow = 0; ow < wo; ++ow) {
-          const std::ptrdiff_t iw = source_index(ow, j, win.sw, win.pw, win.dw, w);
-          *k++ = ih < 0 || iw < 0 ? Index(-1) : Index(ih * std::ptrdiff_t(w) + iw);
-        }
-      }
+  for (std::size_t i = 0; i < win.kh; ++i) {
+    const TapRange rows = valid_outputs(i, h, ho, win.sh, win.ph, win.dh);
+    for (std::size_t j = 0; j < win.kw; ++j, k += ho * wo) {
+      const TapRange columns = valid_outputs(j, w, wo, win.sw, win.pw, win.dw);
+      for (std::size_t oh = rows.lo; oh < rows.hi; ++oh)
+        for (std::size_t ow = columns.lo; ow < columns.hi; ++ow)
+          k[oh * wo + ow] = Index(std::ptrdiff_t(oh * win.sh) + rows.offset) * Index(w) +
+                            Index(std::ptrdiff_t(ow * win.sw) + columns.offset);
+    }
+  }
   return taps;
 }
 
