@@ -4,9 +4,11 @@
 #include <string>
 #include <utility>
 
+#include "../core/autograd.hpp"
 #include "../core/error.hpp"
 #include "../core/tape.hpp"
 #include "elementwise.hpp"
+#include "kernels/batch_norm.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
 
@@ -31,11 +33,20 @@ void check_affine(const char* op, const char* what, const Tensor& t, const Shape
                      shape_str(t.shape()));
 }
 
-// (x - mean) · 1/√(var + eps) over `axes`, the statistics kept for broadcasting.
-Tensor normalize(const Tensor& x, const Axes& axes, double eps) {
-  const Tensor centered = sub(x, mean(x, axes, true));
+// x - mean and 1/√(var + eps) over `axes`, the statistics kept for broadcasting.
+struct Centered {
+  Tensor centered, invstd;
+};
+Centered center(const Tensor& x, const Axes& axes, double eps) {
+  Tensor centered = sub(x, mean(x, axes, true));
   const Tensor var = mean(mul(centered, centered), axes, true);
-  return mul(centered, div(1.0, sqrt(add(var, eps))));
+  return {centered, div(1.0, sqrt(add(var, eps)))};
+}
+
+// (x - mean) · 1/√(var + eps) over `axes`.
+Tensor normalize(const Tensor& x, const Axes& axes, double eps) {
+  const Centered c = center(x, axes, eps);
+  return mul(c.centered, c.invstd);
 }
 
 // (C,) as (1, C, 1, ...) for an input of `dims` axes.
@@ -49,6 +60,84 @@ Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias, const std::fun
   if (weight.defined()) y = mul(y, shape(weight));
   if (bias.defined()) y = add(y, shape(bias));
   return y;
+}
+
+// The axes batch_norm reduces over for an (N, C, *) input: all but C.
+Axes channel_axes(std::size_t dims) {
+  Axes axes{0};
+  for (std::size_t i = 2; i < dims; ++i) axes.push_back(std::ptrdiff_t(i));
+  return axes;
+}
+
+// batch_norm's gradients written with tensor ops, the rule's form under
+// create_graph: recorded, they differentiate again. With x̂ = (x - mean)·invstd
+// and g = dy·w, dx = invstd·(g - mean(g) - x̂·mean(g·x̂)), dw = Σ dy·x̂, db = Σ dy.
+// The kernel computes the same formula in two walks of x and dy.
+Grads batch_norm_grads_recorded(const GradContext& c, double eps, bool with_weight, bool with_bias) {
+  const Tensor &x = c.saved[0], &w = c.saved[1], &dy = c.grad;
+  const Axes axes = channel_axes(x.dim());
+  const Centered xc = center(x, axes, eps);
+  const Tensor x_hat = mul(xc.centered, xc.invstd);
+  Grads grads;
+  if (c.needs_grad[0]) {
+    const Tensor g = with_weight ? mul(dy, per_channel(w, x.dim())) : dy;
+    grads.push_back(mul(xc.invstd, sub(sub(g, mean(g, axes, true)), mul(x_hat, mean(mul(g, x_hat), axes, true)))));
+  } else {
+    grads.emplace_back();
+  }
+  const Shape channels{x.shape()[1]};
+  if (with_weight) grads.push_back(c.needs_grad[1] ? reshape(sum(mul(dy, x_hat), axes), channels) : Tensor());
+  if (with_bias) grads.push_back(c.needs_grad.back() ? reshape(sum(dy, axes), channels) : Tensor());
+  return grads;
+}
+
+struct BatchStatistics {
+  Tensor mean, var;  // (C,): the batch's mean and biased variance
+};
+
+// Training-mode batch normalization (x: (N, C, *); weight and bias (C,) or
+// undefined) as one recorded op. Composed of reductions and elementwise ops
+// it walks x about seven times forward and twelve backward and saves two
+// tensors of x's size; as one op, three times each way, saving x itself.
+Tensor batch_norm_training(const Tensor& x0, const Tensor& weight, const Tensor& bias, double eps,
+                           BatchStatistics& batch) {
+  const Tensor x = x0.contiguous(), w = weight.defined() ? weight.contiguous() : Tensor(),
+               b = bias.defined() ? bias.contiguous() : Tensor();
+  const Shape& s = x.shape();
+  const kernels::ChannelRuns runs{s[0], s[1], x.numel() / (s[0] * s[1])};  // caller: more than one value per channel
+  Tensor y = empty(s, x.dtype()), invstd = empty(Shape{runs.c}, x.dtype());
+  batch.mean = empty(Shape{runs.c}, x.dtype());
+  batch.var = empty(Shape{runs.c}, x.dtype());
+  visit_floating("batch_norm", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::batch_norm_forward(x.data<T>(), runs, w.defined() ? w.data<T>() : nullptr,
+                                b.defined() ? b.data<T>() : nullptr, eps, y.mutable_data<T>(),
+                                batch.mean.mutable_data<T>(), batch.var.mutable_data<T>(), invstd.mutable_data<T>());
+  });
+  std::vector<Tensor> inputs{x};
+  if (w.defined()) inputs.push_back(w);
+  if (b.defined()) inputs.push_back(b);
+  return record("batch_norm", std::move(inputs), std::move(y))
+      .save({x, w, batch.mean, invstd})
+      .backward([runs, eps, with_weight = w.defined(), with_bias = b.defined()](const GradContext& c) {
+        if (grad_enabled()) return batch_norm_grads_recorded(c, eps, with_weight, with_bias);
+        const Tensor &x = c.saved[0], &w = c.saved[1], &mean = c.saved[2], &invstd = c.saved[3];
+        const Tensor dy = c.grad.contiguous();
+        const auto wanted = [&](bool needed, const Shape& shape) { return needed ? empty(shape, x.dtype()) : Tensor(); };
+        const Shape channels{runs.c};
+        Tensor dx = wanted(c.needs_grad[0], x.shape()), dw = wanted(with_weight && c.needs_grad[1], channels),
+               db = wanted(with_bias && c.needs_grad.back(), channels);
+        visit_floating("batch_norm", x.dtype(), [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          const auto out = [](Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
+          kernels::batch_norm_backward(x.data<T>(), dy.data<T>(), runs, mean.data<T>(), invstd.data<T>(),
+                                       w.defined() ? w.data<T>() : nullptr, out(dx), out(dw), out(db));
+        });
+        Grads grads{dx};
+        if (with_weight) grads.push_back(dw);
+        if (with_bias) grads.push_back(db);
+        return grads;
+      });
 }
 
 }  // namespace
@@ -95,33 +184,35 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (s.size() < 2) throw ShapeError("batch_norm: input must have shape (N, C, *), got " + shape_str(s));
   const std::size_t c = s[1];
   for (const auto& [what, t] : {std::pair<const char*, const Tensor*>{"running_mean", &running_mean},
-                                {"running_var", &running_var}, {"weight", &weight}, {"bias", &bias}})
+                                {"running_var", &running_var}, {"weight", &weight}, {"bias", &bias}}) {
     check_affine("batch_norm", what, *t, Shape{c});
-  Axes axes{0};
-  for (std::size_t i = 2; i < s.size(); ++i) axes.push_back(std::ptrdiff_t(i));
-  Tensor y;
-  if (training) {
-    const std::size_t count = c ? x.numel() / c : 0;
-    if (count < 2)
-      throw ShapeError("batch_norm: training needs more than one value per channel, got input " + shape_str(s));
-    const Tensor mean_c = mean(x, axes, true);
-    const Tensor centered = sub(x, mean_c);
-    const Tensor var_c = mean(mul(centered, centered), axes, true);  // biased, as the normalization uses
-    if (running_mean.defined() || running_var.defined()) {
-      NoGradGuard no_grad;  // running statistics are buffers, outside the graph
-      const double unbias = double(count) / double(count - 1);
-      Tensor rm = running_mean, rv = running_var;
-      if (rm.defined()) rm.mul_(1.0 - momentum).add_(mean_c.detach().reshape(Shape{c}), momentum);
-      if (rv.defined()) rv.mul_(1.0 - momentum).add_(var_c.detach().reshape(Shape{c}), momentum * unbias);
-    }
-    y = mul(centered, div(1.0, sqrt(add(var_c, eps))));
-  } else {
+    TG_CHECK(!t->defined() || t->dtype() == x.dtype(), DtypeError,
+             "batch_norm: " << what << " is " << dtype_name(t->dtype()) << " but the input is "
+                            << dtype_name(x.dtype()));
+  }
+  if (!training) {
     TG_CHECK(running_mean.defined() && running_var.defined(), ValueError,
              "batch_norm: evaluation needs running_mean and running_var");
-    // x̂ = (x - mean) · 1/√(var + eps), the reciprocal taken on the (C,) statistics
-    y = mul(sub(x, per_channel(running_mean, s.size())), per_channel(div(1.0, sqrt(add(running_var, eps))), s.size()));
+    // y = x · scale + shift, both taken on the (C,) statistics
+    Tensor scale = div(1.0, sqrt(add(running_var, eps)));
+    if (weight.defined()) scale = mul(scale, weight);
+    Tensor shift = neg(mul(running_mean, scale));
+    if (bias.defined()) shift = add(shift, bias);
+    return add(mul(x, per_channel(scale, s.size())), per_channel(shift, s.size()));
   }
-  return affine(y, weight, bias, [&](const Tensor& t) { return per_channel(t, s.size()); });
+  const std::size_t count = c ? x.numel() / c : 0;
+  if (count < 2)
+    throw ShapeError("batch_norm: training needs more than one value per channel, got input " + shape_str(s));
+  BatchStatistics batch;
+  Tensor y = batch_norm_training(x, weight, bias, eps, batch);
+  if (running_mean.defined() || running_var.defined()) {
+    NoGradGuard no_grad;  // running statistics are buffers, outside the graph
+    const double unbias = double(count) / double(count - 1);
+    Tensor rm = running_mean, rv = running_var;
+    if (rm.defined()) rm.mul_(1.0 - momentum).add_(batch.mean, momentum);
+    if (rv.defined()) rv.mul_(1.0 - momentum).add_(batch.var, momentum * unbias);
+  }
+  return y;
 }
 
 }  // namespace tg

@@ -8,6 +8,7 @@
 
 #include "../core/autograd.hpp"
 #include "elementwise.hpp"
+#include "kernels/lane_sum.hpp"
 #include "kernels/strided.hpp"
 #include "shape.hpp"
 
@@ -104,24 +105,14 @@ void parallel_reduced_rows(const Reduction& r, Row&& row) {
 }
 
 // acc[o] += x[i] for every element: a reduced run is summed in registers
-// (eight partial sums, so that the additions do not wait on each other and
-// vectorize; the order is fixed, so the bits do not depend on threads), a
-// kept one is added as a vector.
+// (lane_sum), a kept one is added as a vector.
 template <class T, class Acc>
 void sum_into(const T* x, const Reduction& r, Acc* acc) {
   const bool whole_run = last_axis_reduced(r);
   parallel_reduced_rows(r, [&](std::ptrdiff_t i, std::ptrdiff_t o, std::size_t n) {
     const T* run = x + i;
     if (whole_run) {
-      constexpr std::size_t kLanes = 8;
-      Acc lanes[kLanes] = {};
-      std::size_t k = 0;
-      for (; k + kLanes <= n; k += kLanes)
-        for (std::size_t j = 0; j < kLanes; ++j) lanes[j] += run[k + j];
-      Acc s = 0;
-      for (; k < n; ++k) s += run[k];
-      for (std::size_t j = 0; j < kLanes; ++j) s += lanes[j];
-      acc[o] += s;
+      acc[o] += kernels::lane_sum<Acc>(n, [run](std::size_t k) { return run[k]; });
     } else {
       Acc* a = acc + o;
       for (std::size_t k = 0; k < n; ++k) a[k] += run[k];

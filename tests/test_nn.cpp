@@ -163,6 +163,61 @@ TEST_CASE("BatchNorm2d: batch statistics in training, running statistics in eval
                        tg::ShapeError);
 }
 
+// batch_norm in training has a kernel rule and, under create_graph, a rule
+// written with tensor ops: both against the textbook gradients, in loops.
+TEST_CASE("batch_norm's gradients, with and without create_graph, are the textbook ones") {
+  tg::Generator gen(12);
+  const std::size_t n = 3, c = 2, h = 2, w = 3;
+  const double m = double(n * h * w), eps = 1e-5;
+  for (const tg::Dtype dtype : {tg::kFloat64, tg::kFloat32}) {
+    const tg::Tensor x = tg::randn({n, c, h, w}, gen, 1.0, 2.0, dtype).requires_grad_();
+    const tg::Tensor weight = tg::tensor({1.5, -0.5}, dtype).requires_grad_();
+    const tg::Tensor bias = tg::tensor({0.25, 2.0}, dtype).requires_grad_();
+    const tg::Tensor dy = tg::randn({n, c, h, w}, gen, 0.0, 1.0, dtype);
+    const auto xv = x.to(tg::kFloat64).to_xarray<double>(), dyv = dy.to(tg::kFloat64).to_xarray<double>();
+    const double tolerance = dtype == tg::kFloat64 ? 1e-12 : 1e-5;
+    for (const bool create_graph : {false, true}) {
+      CAPTURE(create_graph);
+      const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
+      const auto grads = tg::grad({y}, {x, weight, bias}, {dy}, false, create_graph);
+      CHECK(grads[0].requires_grad() == create_graph);
+      const auto dx = grads[0].to(tg::kFloat64).to_xarray<double>(), dw = grads[1].to(tg::kFloat64).to_xarray<double>(),
+                 db = grads[2].to(tg::kFloat64).to_xarray<double>();
+      for (std::size_t k = 0; k < c; ++k) {
+        double mean = 0, var = 0, sum_dy = 0, sum_dy_xhat = 0;
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t r = 0; r < h * w; ++r) mean += xv(i, k, r / w, r % w) / m;
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t r = 0; r < h * w; ++r) var += std::pow(xv(i, k, r / w, r % w) - mean, 2) / m;
+        const double inv = 1 / std::sqrt(var + eps), wk = weight.to(tg::kFloat64).value<double>()(k);
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t r = 0; r < h * w; ++r) {
+            sum_dy += dyv(i, k, r / w, r % w);
+            sum_dy_xhat += dyv(i, k, r / w, r % w) * (xv(i, k, r / w, r % w) - mean) * inv;
+          }
+        CHECK(db(k) == doctest::Approx(sum_dy).epsilon(tolerance));
+        CHECK(dw(k) == doctest::Approx(sum_dy_xhat).epsilon(tolerance));
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t r = 0; r < h * w; ++r) {
+            const double x_hat = (xv(i, k, r / w, r % w) - mean) * inv;
+            const double want = wk * inv * (dyv(i, k, r / w, r % w) - sum_dy / m - x_hat * sum_dy_xhat / m);
+            CHECK(dx(i, k, r / w, r % w) == doctest::Approx(want).epsilon(tolerance).scale(1.0));
+          }
+      }
+    }
+  }
+}
+
+TEST_CASE("batch_norm's weight, bias and running statistics must have the input's dtype") {
+  const tg::Tensor x = tg::ones({2, 3});
+  const tg::Tensor mean = tg::zeros({3}, tg::kFloat64), var = tg::ones({3}, tg::kFloat64);
+  CHECK_THROWS_WITH_AS(tg::batch_norm(x, {}, {}, tg::ones({3}, tg::kFloat64), {}, true),
+                       "batch_norm: weight is float64 but the input is float32", tg::DtypeError);
+  CHECK_THROWS_WITH_AS(tg::batch_norm(x, mean, var), "batch_norm: running_mean is float64 but the input is float32",
+                       tg::DtypeError);
+  CHECK(tg::batch_norm(x.to(tg::kFloat64), mean, var).dtype() == tg::kFloat64);
+}
+
 TEST_CASE("gradcheck of a Sequential with conv, batchnorm, pool and linear, converted to double") {
   tg::Generator gen(7);
   nn::Sequential net(nn::Conv2d(nn::Conv2dOptions(2, 3, 3).padding(1), gen), nn::BatchNorm2d(3), nn::Tanh(),

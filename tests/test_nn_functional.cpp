@@ -67,6 +67,15 @@ std::vector<OpCase> layer_cases() {
                      return std::vector<Shape>{s, {s[1]}, {s[1]}};
                    },
                    [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, in[1], in[2], true); }});
+  cases.push_back({"batch_norm training (N, C, H, W), weight only",
+                   [](tg::Generator& g) {
+                     const Shape s = image(g);
+                     return std::vector<Shape>{{s[0] + 1, s[1], s[2], s[3]}, {s[1]}};
+                   },
+                   [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, in[1], {}, true, 0.1, 1e-3); }});
+  cases.push_back({"batch_norm training (N, C), no affine",
+                   [](tg::Generator& g) { return std::vector<Shape>{{2 + g.below(4), 1 + g.below(3)}}; },
+                   [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, {}, {}, true); }});
   cases.push_back({"batch_norm eval",
                    [](tg::Generator& g) {
                      const std::size_t c = 1 + g.below(3);
