@@ -137,18 +137,17 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2 stride, S
 
   // x: (N, C_in, H, W) -> cols: (N, C_in·kh·kw, Ho·Wo)
   const Tensor cols = im2col(x, kernel, stride, padding, dilation);
-  // One weight matrix for every image (per group), and a bias per output
-  // channel that broadcasts over the batch and every position: the GEMM adds
-  // the products to it.
-  //   (C_out, K) · (N, K, Ho·Wo) + (C_out, 1) -> (N, C_out, Ho·Wo), or with groups
-  //   (G, C_out/G, K) · (N, G, K, Ho·Wo) + (G, C_out/G, 1) -> (N, G, C_out/G, Ho·Wo)
-  const bool grouped = groups > 1;
-  const Tensor weights = grouped ? reshape(w, Shape{groups, c_out / groups, k}) : reshape(w, Shape{c_out, k});
-  const Tensor bias = !b.defined() ? Tensor()
-                      : grouped    ? reshape(b, Shape{groups, c_out / groups, 1})
-                                   : reshape(b, Shape{c_out, 1});
-  const Tensor y = gemm(weights, grouped ? reshape(cols, Shape{n, groups, k, ho * wo}) : cols, false, false, bias);
-  return reshape(y, Shape{n, c_out, ho, wo});
+  Tensor y;
+  if (groups == 1) {
+    // (C_out, K) · (N, K, Ho·Wo) -> (N, C_out, Ho·Wo): one weight matrix for every image
+    y = matmul(reshape(w, Shape{c_out, k}), cols);
+  } else {
+    // (G, C_out/G, K) · (N, G, K, Ho·Wo) -> (N, G, C_out/G, Ho·Wo)
+    y = matmul(reshape(w, Shape{groups, c_out / groups, k}), reshape(cols, Shape{n, groups, k, ho * wo}));
+  }
+  y = reshape(y, Shape{n, c_out, ho, wo});
+  // bias (C_out,) -> (C_out, 1, 1), broadcast over the batch and every position
+  return b.defined() ? add(y, reshape(b, Shape{c_out, 1, 1})) : y;
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& b, std::int64_t stride, std::int64_t padding,

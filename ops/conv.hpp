@@ -1,7 +1,7 @@
 // Convolution and pooling. Convolution is composed from recorded ops: only
 // im2col and col2im are primitives for it (each is the other's gradient);
 // conv2d is
-//   im2col -> matmul with the reshaped weight (onto the bias) -> reshape
+//   im2col -> matmul with the reshaped weight -> reshape (+ bias)
 // so a kernel weight's gradient is matmul's ordinary gradient: the upstream
 // gradient times the input patch, summed over every output position and
 // every image of the batch. There is no convolution-specific backward code.

@@ -104,21 +104,16 @@ Tensor gemm_batch_sum(const Tensor& a0, const Tensor& b0, bool ta, bool tb) {
 
 }  // namespace
 
-// C = op(A)·op(B) (+ bias), batched over leading axes that broadcast.
-Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose_b, const Tensor& bias0) {
-  static const char* const names[2][2][2] = {
-      {{"matmul", "matmul + bias"}, {"matmul(a, bT)", "matmul(a, bT) + bias"}},
-      {{"matmul(aT, b)", "matmul(aT, b) + bias"}, {"matmul(aT, bT)", "matmul(aT, bT) + bias"}}};
-  const bool with_bias = bias0.defined();
-  const char* op = names[transpose_a][transpose_b][with_bias];
+// C = op(A)·op(B), batched over leading axes that broadcast.
+Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose_b) {
+  static const char* const names[2][2] = {{"matmul", "matmul(a, bT)"}, {"matmul(aT, b)", "matmul(aT, bT)"}};
+  const char* op = names[transpose_a][transpose_b];
   TG_CHECK(a0.defined() && b0.defined(), ValueError, op << ": an operand is an undefined tensor");
   Dtype dtype = promote_types(a0.dtype(), b0.dtype());
-  if (with_bias) dtype = promote_types(dtype, bias0.dtype());
   TG_CHECK(is_floating(dtype), DtypeError,
            op << ": operands must be float32 or float64, got " << dtype_name(a0.dtype()) << " and "
               << dtype_name(b0.dtype()));
-  const Tensor a = a0.to(dtype).contiguous(), b = b0.to(dtype).contiguous(),
-               bias = with_bias ? bias0.to(dtype).contiguous() : Tensor();
+  const Tensor a = a0.to(dtype).contiguous(), b = b0.to(dtype).contiguous();
   const Shape& sa = a.shape();
   const Shape& sb = b.shape();
   const GemmShape gs = gemm_shape(op, sa, sb, transpose_a, transpose_b);
@@ -133,41 +128,18 @@ Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose
   Shape out_shape(batch);
   out_shape.push_back(m);
   out_shape.push_back(n);
-  if (with_bias && kernels::broadcast_shapes(op, bias.shape(), out_shape) != out_shape)
-    throw ShapeError(std::string(op) + ": bias " + shape_str(bias.shape()) + " does not broadcast to the product's shape " +
-                     shape_str(out_shape));
 
-  // out: (batch..., M, N). With a bias, out starts as the bias and the GEMM
-  // adds the product to it (beta = 1): no second tensor of the result's size.
-  Tensor out = k == 0 && !with_bias ? zeros(out_shape, dtype) : empty(out_shape, dtype);
+  // out: (batch..., M, N)
+  Tensor out = k == 0 ? zeros(out_shape, dtype) : empty(out_shape, dtype);
   visit_floating(op, dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = static_cast<T*>(out.impl()->storage->data());
-    const T beta = with_bias ? T(1) : T(0);
-    // out's rows [first, last) (of N values each) = the bias's
-    const auto start_rows = [&, read = with_bias ? kernels::broadcast_strides(bias.shape(), out_shape)
-                                                 : kernels::Strides()](std::size_t first, std::size_t last) {
-      if (!with_bias) return;
-      const T* pbias = bias.data<T>();
-      const kernels::Strides write = kernels::contiguous_strides(out_shape), none(out_shape.size(), 0);
-      kernels::for_each_row(
-          out_shape, read, write, none,
-          [&](std::ptrdiff_t i, std::ptrdiff_t o, std::ptrdiff_t) {
-            if (read.back() == 0)
-              std::fill(pc + o, pc + o + std::ptrdiff_t(n), pbias[i]);
-            else
-              std::copy(pbias + i, pbias + i + std::ptrdiff_t(n), pc + o);
-          },
-          first, last);
-    };
-    if (m * n == 0) return;
-    if (k == 0) return start_rows(0, kernels::product(batch) * m);
+    if (k == 0 || m * n == 0) return;
     if (gs.batch_b.empty() && !transpose_a) {
       // b is one matrix: stack a's batch into rows for a single GEMM.
-      start_rows(0, kernels::product(batch) * m);
-      kernels::gemm(false, transpose_b, kernels::product(batch) * m, n, k, pa, pb, beta, pc);
+      kernels::gemm(false, transpose_b, kernels::product(batch) * m, n, k, pa, pb, T(0), pc);
       return;
     }
     const auto matrices = [](kernels::Strides s, std::size_t size) {
@@ -189,20 +161,13 @@ Tensor gemm(const Tensor& a0, const Tensor& b0, bool transpose_a, bool transpose
           ia += step_a[d] * std::ptrdiff_t(rest % batch[d]);
           ib += step_b[d] * std::ptrdiff_t(rest % batch[d]);
         }
-        start_rows(i * m, (i + 1) * m);  // while this matrix is in cache
-        kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, beta, pc + i * m * n);
+        kernels::gemm(transpose_a, transpose_b, m, n, k, pa + ia, pb + ib, T(0), pc + i * m * n);
       }
     });
   });
-  std::vector<Tensor> inputs{a, b};
-  if (with_bias) inputs.push_back(bias);
-  return record(op, std::move(inputs), std::move(out))
+  return record(op, {a, b}, std::move(out))
       .save({save_if(b.requires_grad(), a), save_if(a.requires_grad(), b)})
-      .backward([ta = transpose_a, tb = transpose_b, with_bias](const GradContext& c) {
-        Grads grads = gemm_grads(c, ta, tb);
-        if (with_bias) grads.push_back(c.needs_grad[2] ? sum_to(c.grad, c.input_shape(2)) : Tensor());
-        return grads;
-      });
+      .backward([ta = transpose_a, tb = transpose_b](const GradContext& c) { return gemm_grads(c, ta, tb); });
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) { return gemm(a, b, false, false); }
@@ -218,7 +183,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                      shape_str(b.shape()));
   // x: (..., in) · wᵀ: (in, out) -> (..., out); 1-d x becomes one row.
   if (x.dim() == 1) return reshape(linear(reshape(x, Shape{1, x.numel()}), w, b), Shape{w.shape()[0]});
-  return gemm(x, w, false, true, b);
+  const Tensor y = gemm(x, w, false, true);
+  return b.defined() ? add(y, b) : y;
 }
 
 }  // namespace tg

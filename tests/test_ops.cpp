@@ -251,23 +251,6 @@ std::vector<OpCase> op_cases() {
          }
        },
        [](const Inputs& in) { return tg::matmul(in[0], in[1]); }},
-      {"gemm + bias (N,), and a batch stacked into rows with a bias of the result's shape",
-       [](tg::Generator& g) {
-         std::size_t m = 1 + g.below(3), k = 1 + g.below(3), n = 1 + g.below(3), b = 2 + g.below(2);
-         if (g.below(2)) return std::vector<Shape>{{m, k}, {k, n}, {n}};
-         return std::vector<Shape>{{b, m, k}, {k, n}, {b, m, n}};
-       },
-       [](const Inputs& in) { return tg::gemm(in[0], in[1], false, false, in[2]); }},
-      {"gemm(aT, bT) + bias (M, 1) over a batch, as a conv's per-channel bias", [](tg::Generator& g) {
-         std::size_t m = 1 + g.below(3), k = 1 + g.below(3), n = 1 + g.below(3), b = 2 + g.below(2);
-         return std::vector<Shape>{{k, m}, {b, n, k}, {m, 1}};
-       },
-       [](const Inputs& in) { return tg::gemm(in[0], in[1], true, true, in[2]); }},
-      {"gemm(a, bT) + bias, batch and bias broadcast", [](tg::Generator& g) {
-         std::size_t m = 1 + g.below(3), k = 1 + g.below(3), n = 1 + g.below(3), b = 2 + g.below(2);
-         return std::vector<Shape>{{b, 1, m, k}, {2, n, k}, {2, 1, n}};
-       },
-       [](const Inputs& in) { return tg::gemm(in[0], in[1], false, true, in[2]); }},
       {"linear", [](tg::Generator& g) {
          std::size_t in = 1 + g.below(4), out = 1 + g.below(4);
          Shape x = g.below(2) ? Shape{2, 3, in} : Shape{1 + g.below(4), in};
@@ -403,24 +386,6 @@ TEST_CASE("gemm transpose flags equal matmul of explicitly transposed operands")
   Tensor d = tg::randn({2, 3}, gen, 0.0, 1.0, tg::kFloat64);
   xt::xarray<double> dt = xt::transpose(d.value<double>());
   CHECK(xt::allclose(tg::gemm(a, d, false, true).value<double>(), tg::matmul(a, Tensor(dt)).value<double>()));
-}
-
-TEST_CASE("gemm with a bias is the product plus the broadcast bias, computed apart") {
-  tg::Generator gen(4);
-  const auto rnd = [&](const Shape& s) { return tg::randn(s, gen, 0.0, 1.0, tg::kFloat64); };
-  // (3, 1, 4, 5) @ (2, 6, 5)T + (2, 1, 6) -> (3, 2, 4, 6)
-  const Tensor a = rnd({3, 1, 4, 5}), b = rnd({2, 6, 5}), bias = rnd({2, 1, 6});
-  xt::xarray<double> want = tg::gemm(a, b, false, true).value<double>();
-  want += bias.value<double>();  // xtensor's own broadcasting
-  CHECK(xt::allclose(tg::gemm(a, b, false, true, bias).value<double>(), want));
-  // stacked rows, float32: (2, 3, 4) @ (4, 5) + (5,)
-  const Tensor c = tg::randn({2, 3, 4}, gen), d = tg::randn({4, 5}, gen), e = tg::randn({5}, gen);
-  xt::xarray<float> want_f = tg::matmul(c, d).value<float>();
-  want_f += e.value<float>();
-  CHECK(xt::allclose(tg::gemm(c, d, false, false, e).value<float>(), want_f, 1e-5, 1e-6));
-  // an empty inner dimension leaves the bias
-  CHECK(tg::gemm(rnd({2, 0}), rnd({0, 3}), false, false, tg::tensor({1.0, 2.0, 3.0})).value<double>() ==
-        xt::xarray<double>{{1.0, 2.0, 3.0}, {1.0, 2.0, 3.0}});
 }
 
 TEST_CASE("linear is x·wᵀ + b") {
