@@ -72,7 +72,7 @@ Axes channel_axes(std::size_t dims) {
 // batch_norm's gradients written with tensor ops, the rule's form under
 // create_graph: recorded, they differentiate again. With x̂ = (x - mean)·invstd
 // and g = dy·w, dx = invstd·(g - mean(g) - x̂·mean(g·x̂)), dw = Σ dy·x̂, db = Σ dy.
-// The kernel computes the same formula in two walks of x and dy.
+// The kernel computes the same formula in three walks: Σ dy, Σ dy·x̂, then dx.
 Grads batch_norm_grads_recorded(const GradContext& c, double eps, bool with_weight, bool with_bias) {
   const Tensor &x = c.saved[0], &w = c.saved[1], &dy = c.grad;
   const Axes axes = channel_axes(x.dim());
@@ -88,6 +88,27 @@ Grads batch_norm_grads_recorded(const GradContext& c, double eps, bool with_weig
   const Shape channels{x.shape()[1]};
   if (with_weight) grads.push_back(c.needs_grad[1] ? reshape(sum(mul(dy, x_hat), axes), channels) : Tensor());
   if (with_bias) grads.push_back(c.needs_grad.back() ? reshape(sum(dy, axes), channels) : Tensor());
+  return grads;
+}
+
+// The rule's form outside create_graph: the kernel.
+Grads batch_norm_grads_kernel(const GradContext& c, const kernels::ChannelRuns& runs, bool with_weight,
+                              bool with_bias) {
+  const Tensor &x = c.saved[0], &w = c.saved[1], &mean = c.saved[2], &invstd = c.saved[3];
+  const Tensor dy = c.grad.contiguous();
+  const auto wanted = [&](bool needed, const Shape& shape) { return needed ? empty(shape, x.dtype()) : Tensor(); };
+  const Shape channels{runs.c};
+  Tensor dx = wanted(c.needs_grad[0], x.shape()), dw = wanted(with_weight && c.needs_grad[1], channels),
+         db = wanted(with_bias && c.needs_grad.back(), channels);
+  visit_floating("batch_norm", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const auto out = [](Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
+    kernels::batch_norm_backward(x.data<T>(), dy.data<T>(), runs, mean.data<T>(), invstd.data<T>(),
+                                 w.defined() ? w.data<T>() : nullptr, out(dx), out(dw), out(db));
+  });
+  Grads grads{dx};
+  if (with_weight) grads.push_back(dw);
+  if (with_bias) grads.push_back(db);
   return grads;
 }
 
@@ -120,23 +141,8 @@ Tensor batch_norm_training(const Tensor& x0, const Tensor& weight, const Tensor&
   return record("batch_norm", std::move(inputs), std::move(y))
       .save({x, w, batch.mean, invstd})
       .backward([runs, eps, with_weight = w.defined(), with_bias = b.defined()](const GradContext& c) {
-        if (grad_enabled()) return batch_norm_grads_recorded(c, eps, with_weight, with_bias);
-        const Tensor &x = c.saved[0], &w = c.saved[1], &mean = c.saved[2], &invstd = c.saved[3];
-        const Tensor dy = c.grad.contiguous();
-        const auto wanted = [&](bool needed, const Shape& shape) { return needed ? empty(shape, x.dtype()) : Tensor(); };
-        const Shape channels{runs.c};
-        Tensor dx = wanted(c.needs_grad[0], x.shape()), dw = wanted(with_weight && c.needs_grad[1], channels),
-               db = wanted(with_bias && c.needs_grad.back(), channels);
-        visit_floating("batch_norm", x.dtype(), [&](auto tag) {
-          using T = typename decltype(tag)::type;
-          const auto out = [](Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
-          kernels::batch_norm_backward(x.data<T>(), dy.data<T>(), runs, mean.data<T>(), invstd.data<T>(),
-                                       w.defined() ? w.data<T>() : nullptr, out(dx), out(dw), out(db));
-        });
-        Grads grads{dx};
-        if (with_weight) grads.push_back(dw);
-        if (with_bias) grads.push_back(db);
-        return grads;
+        return grad_enabled() ? batch_norm_grads_recorded(c, eps, with_weight, with_bias)
+                              : batch_norm_grads_kernel(c, runs, with_weight, with_bias);
       });
 }
 
