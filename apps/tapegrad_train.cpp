@@ -30,7 +30,7 @@ namespace {
 struct Options {
   int epochs = 3;
   std::size_t batch_size = 64;
-  double lr = 3e-3;
+  double lr = 2e-3;
   std::string optimizer = "adam";
   std::uint64_t seed = 0;
   int threads = 1;

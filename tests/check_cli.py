@@ -107,7 +107,7 @@ def lr_range():
 
 def help_defaults():
     train_help = expect_success(TRAIN, "--help").stdout
-    for expected in ("--epochs INT:in [1, 1000]=3", "=64", "--lr FLOAT:in [1e-09, 10]=0.003", "=adam",
+    for expected in ("--epochs INT:in [1, 1000]=3", "=64", "--lr FLOAT:in [1e-09, 10]=0.002", "=adam",
                      "--out TEXT=runs/train", "=/usr/share/datasets/fashion-mnist", "--limit UINT:NONNEGATIVE=0"):
         if expected not in train_help:
             fail(f"tapegrad-train --help lacks {expected!r}:\n{train_help}")
@@ -214,7 +214,7 @@ def resume():
     # Options that would change the result are refused, naming each difference; nothing is written.
     before = (halves / "model.safetensors").read_bytes()
     expect_failure(TRAIN, ["--resume", halves, "--lr", "0.01", "--epochs", "3"], "the options differ from the checkpoint's",
-                   "--lr 0.01, but the run started with --lr 0.003", "--epochs 3, but the run started with --epochs 2")
+                   "--lr 0.01, but the run started with --lr 0.002", "--epochs 3, but the run started with --epochs 2")
     expect_failure(TRAIN, ["--resume", halves, "--seed", "5"], "--seed 5, but the run started with --seed 0")
     expect_failure(TRAIN, ["--resume", halves, "--out", SCRATCH / "elsewhere"], "excludes")
     expect_failure(TRAIN, ["--resume", SCRATCH], f"--resume {SCRATCH}: no checkpoint there")
@@ -227,7 +227,7 @@ def resume():
         fail("a refused resume changed the model")
 
     # Options given again with the same values are fine.
-    second = expect_success(TRAIN, "--resume", halves, "--lr", "0.003", "--threads", "1")
+    second = expect_success(TRAIN, "--resume", halves, "--lr", "0.002", "--threads", "1")
     if "Resuming" not in second.stdout or "epoch 2:" not in second.stdout or "epoch 1:" in second.stdout:
         fail(f"the resumed run should run epoch 2 only:\n{second.stdout}")
     if (halves / "model.safetensors").read_bytes() != (whole / "model.safetensors").read_bytes():
