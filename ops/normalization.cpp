@@ -75,36 +75,38 @@ Axes channel_axes(std::size_t dims) {
 // The kernel computes the same formula in three walks: Σ dy, Σ dy·x̂, then dx.
 Grads batch_norm_grads_recorded(const GradContext& c, double eps, bool with_weight, bool with_bias) {
   const Tensor &x = c.saved[0], &w = c.saved[1], &dy = c.grad;
-  const Axes axes = channel_axes(x.dim());
-  const Centered xc = center(x, axes, eps);
-  const Tensor x_hat = mul(xc.centered, xc.invstd);
-  Grads grads;
-  if (c.needs_grad[0]) {
-    const Tensor g = with_weight ? mul(dy, per_channel(w, x.dim())) : dy;
-    grads.push_back(mul(xc.invstd, sub(sub(g, mean(g, axes, true)), mul(x_hat, mean(mul(g, x_hat), axes, true)))));
-  } else {
-    grads.emplace_back();
+  const bool want_x = c.needs_grad[0], want_w = with_weight && c.needs_grad[1],
+             want_b = with_bias && c.needs_grad.back();
+  const Axes axes = channel_axes(dy.dim());
+  Grads grads(std::size_t(1 + with_weight + with_bias));
+  if (want_x || want_w) {
+    const Centered xc = center(x, axes, eps);
+    const Tensor x_hat = mul(xc.centered, xc.invstd);
+    if (want_x) {
+      const Tensor g = with_weight ? mul(dy, per_channel(w, x.dim())) : dy;
+      grads[0] = mul(xc.invstd, sub(sub(g, mean(g, axes, true)), mul(x_hat, mean(mul(g, x_hat), axes, true))));
+    }
+    if (want_w) grads[1] = sum(mul(dy, x_hat), axes);
   }
-  const Shape channels{x.shape()[1]};
-  if (with_weight) grads.push_back(c.needs_grad[1] ? reshape(sum(mul(dy, x_hat), axes), channels) : Tensor());
-  if (with_bias) grads.push_back(c.needs_grad.back() ? reshape(sum(dy, axes), channels) : Tensor());
+  if (want_b) grads.back() = sum(dy, axes);
   return grads;
 }
 
 // The rule's form outside create_graph: the kernel.
 Grads batch_norm_grads_kernel(const GradContext& c, const kernels::ChannelRuns& runs, bool with_weight,
                               bool with_bias) {
-  const Tensor &x = c.saved[0], &w = c.saved[1], &mean = c.saved[2], &invstd = c.saved[3];
+  const Tensor &x = c.saved[0], &w = c.saved[1], &mean_c = c.saved[2], &invstd_c = c.saved[3];
   const Tensor dy = c.grad.contiguous();
-  const auto wanted = [&](bool needed, const Shape& shape) { return needed ? empty(shape, x.dtype()) : Tensor(); };
+  const auto buffer_if = [&](bool wanted, const Shape& shape) { return wanted ? empty(shape, dy.dtype()) : Tensor(); };
   const Shape channels{runs.c};
-  Tensor dx = wanted(c.needs_grad[0], x.shape()), dw = wanted(with_weight && c.needs_grad[1], channels),
-         db = wanted(with_bias && c.needs_grad.back(), channels);
-  visit_floating("batch_norm", x.dtype(), [&](auto tag) {
+  Tensor dx = buffer_if(c.needs_grad[0], dy.shape()), dw = buffer_if(with_weight && c.needs_grad[1], channels),
+         db = buffer_if(with_bias && c.needs_grad.back(), channels);
+  visit_floating("batch_norm", dy.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
+    const auto in = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
     const auto out = [](Tensor& t) { return t.defined() ? t.mutable_data<T>() : nullptr; };
-    kernels::batch_norm_backward(x.data<T>(), dy.data<T>(), runs, mean.data<T>(), invstd.data<T>(),
-                                 w.defined() ? w.data<T>() : nullptr, out(dx), out(dw), out(db));
+    kernels::batch_norm_backward(in(x), dy.data<T>(), runs, mean_c.data<double>(), invstd_c.data<double>(), in(w),
+                                 out(dx), out(dw), out(db));
   });
   Grads grads{dx};
   if (with_weight) grads.push_back(dw);
@@ -113,33 +115,43 @@ Grads batch_norm_grads_kernel(const GradContext& c, const kernels::ChannelRuns& 
 }
 
 struct BatchStatistics {
-  Tensor mean, var;  // (C,): the batch's mean and biased variance
+  Tensor mean, var;       // (C,), x's dtype: the batch's mean and biased variance
+  std::size_t count = 0;  // values per channel
 };
 
 // Training-mode batch normalization (x: (N, C, *); weight and bias (C,) or
 // undefined) as one recorded op. Composed of reductions and elementwise ops
 // it walks x about seven times forward and twelve backward and saves two
-// tensors of x's size; as one op, three times each way, saving x itself.
+// tensors of x's size; as one op, three times each way, saving x (when x or
+// the weight needs a gradient) and the statistics.
 Tensor batch_norm_training(const Tensor& x0, const Tensor& weight, const Tensor& bias, double eps,
                            BatchStatistics& batch) {
+  const Shape& s = x0.shape();
+  const std::size_t planes = s[0] * s[1];
+  const kernels::ChannelRuns runs{s[0], s[1], planes > 0 ? x0.numel() / planes : 0};
+  batch.count = runs.count();
+  if (batch.count < 2)
+    throw ShapeError("batch_norm: training needs more than one value per channel, got input " + shape_str(s));
   const Tensor x = x0.contiguous(), w = weight.defined() ? weight.contiguous() : Tensor(),
                b = bias.defined() ? bias.contiguous() : Tensor();
-  const Shape& s = x.shape();
-  const kernels::ChannelRuns runs{s[0], s[1], x.numel() / (s[0] * s[1])};  // caller: more than one value per channel
-  Tensor y = empty(s, x.dtype()), invstd = empty(Shape{runs.c}, x.dtype());
-  batch.mean = empty(Shape{runs.c}, x.dtype());
-  batch.var = empty(Shape{runs.c}, x.dtype());
+  // The statistics in double: the rule centres x with them.
+  Tensor y = empty(s, x.dtype()), mean_c = empty(Shape{runs.c}, kFloat64), var_c = empty(Shape{runs.c}, kFloat64),
+         invstd_c = empty(Shape{runs.c}, kFloat64);
   visit_floating("batch_norm", x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     kernels::batch_norm_forward(x.data<T>(), runs, w.defined() ? w.data<T>() : nullptr,
                                 b.defined() ? b.data<T>() : nullptr, eps, y.mutable_data<T>(),
-                                batch.mean.mutable_data<T>(), batch.var.mutable_data<T>(), invstd.mutable_data<T>());
+                                mean_c.mutable_data<double>(), var_c.mutable_data<double>(),
+                                invstd_c.mutable_data<double>());
   });
+  batch.mean = mean_c.to(x.dtype());
+  batch.var = var_c.to(x.dtype());
   std::vector<Tensor> inputs{x};
   if (w.defined()) inputs.push_back(w);
   if (b.defined()) inputs.push_back(b);
+  const bool reads_x = x.requires_grad() || (w.defined() && w.requires_grad());  // dx and dw read x; db does not
   return record("batch_norm", std::move(inputs), std::move(y))
-      .save({x, w, batch.mean, invstd})
+      .save({save_if(reads_x, x), w, mean_c, invstd_c})
       .backward([runs, eps, with_weight = w.defined(), with_bias = b.defined()](const GradContext& c) {
         return grad_enabled() ? batch_norm_grads_recorded(c, eps, with_weight, with_bias)
                               : batch_norm_grads_kernel(c, runs, with_weight, with_bias);
@@ -199,21 +211,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (!training) {
     TG_CHECK(running_mean.defined() && running_var.defined(), ValueError,
              "batch_norm: evaluation needs running_mean and running_var");
-    // y = x · scale + shift, both taken on the (C,) statistics
+    // y = (x - mean) · scale + bias, the scale w/√(var + eps) taken on the (C,) statistics
     Tensor scale = div(1.0, sqrt(add(running_var, eps)));
     if (weight.defined()) scale = mul(scale, weight);
-    Tensor shift = neg(mul(running_mean, scale));
-    if (bias.defined()) shift = add(shift, bias);
-    return add(mul(x, per_channel(scale, s.size())), per_channel(shift, s.size()));
+    const Tensor y = mul(sub(x, per_channel(running_mean, s.size())), per_channel(scale, s.size()));
+    return bias.defined() ? add(y, per_channel(bias, s.size())) : y;
   }
-  const std::size_t count = c ? x.numel() / c : 0;
-  if (count < 2)
-    throw ShapeError("batch_norm: training needs more than one value per channel, got input " + shape_str(s));
   BatchStatistics batch;
   Tensor y = batch_norm_training(x, weight, bias, eps, batch);
   if (running_mean.defined() || running_var.defined()) {
     NoGradGuard no_grad;  // running statistics are buffers, outside the graph
-    const double unbias = double(count) / double(count - 1);
+    const double unbias = double(batch.count) / double(batch.count - 1);
     Tensor rm = running_mean, rv = running_var;
     if (rm.defined()) rm.mul_(1.0 - momentum).add_(batch.mean, momentum);
     if (rv.defined()) rv.mul_(1.0 - momentum).add_(batch.var, momentum * unbias);

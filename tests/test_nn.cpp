@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <xtensor/xarray.hpp>
+
 #include <tapegrad/nn/layers.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -163,47 +165,101 @@ TEST_CASE("BatchNorm2d: batch statistics in training, running statistics in eval
                        tg::ShapeError);
 }
 
+// Textbook batch normalization in training over x: (N, C, L), in double
+// loops, and its gradients for the upstream gradient dy.
+struct BatchNormReference {
+  xt::xarray<double> y, dx, dw, db;
+};
+BatchNormReference batch_norm_reference(const xt::xarray<double>& x, const xt::xarray<double>& w,
+                                        const xt::xarray<double>& b, const xt::xarray<double>& dy, double eps) {
+  const std::size_t n = x.shape()[0], c = x.shape()[1], l = x.shape()[2];
+  const double m = double(n * l);
+  BatchNormReference r{xt::zeros_like(x), xt::zeros_like(x), xt::zeros<double>({c}), xt::zeros<double>({c})};
+  for (std::size_t k = 0; k < c; ++k) {
+    double mean = 0, var = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < l; ++j) mean += x(i, k, j) / m;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < l; ++j) var += (x(i, k, j) - mean) * (x(i, k, j) - mean) / m;
+    const double inv = 1 / std::sqrt(var + eps);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < l; ++j) {
+        r.y(i, k, j) = w(k) * (x(i, k, j) - mean) * inv + b(k);
+        r.db(k) += dy(i, k, j);
+        r.dw(k) += dy(i, k, j) * (x(i, k, j) - mean) * inv;
+      }
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < l; ++j) {
+        const double x_hat = (x(i, k, j) - mean) * inv;
+        r.dx(i, k, j) = w(k) * inv * (dy(i, k, j) - r.db(k) / m - x_hat * r.dw(k) / m);
+      }
+  }
+  return r;
+}
+
+// t as (N, C, L) values in double.
+xt::xarray<double> as_ncl(const tg::Tensor& t) {
+  const std::size_t n = t.shape()[0], c = t.shape()[1];
+  return tg::reshape(t.detach(), tg::Shape{n, c, t.numel() / (n * c)}).to(tg::kFloat64).to_xarray<double>();
+}
+
+void check_close(const xt::xarray<double>& got, const xt::xarray<double>& want, double tolerance) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i)
+    CHECK(got.data()[i] == doctest::Approx(want.data()[i]).epsilon(tolerance).scale(1.0));
+}
+
 // batch_norm in training has a kernel rule and, under create_graph, a rule
-// written with tensor ops: both against the textbook gradients, in loops.
-TEST_CASE("batch_norm's gradients, with and without create_graph, are the textbook ones") {
+// written with tensor ops: both against the textbook, in loops.
+TEST_CASE("batch_norm in training, forward and gradients, with and without create_graph, is the textbook one") {
   tg::Generator gen(12);
-  const std::size_t n = 3, c = 2, h = 2, w = 3;
-  const double m = double(n * h * w), eps = 1e-5;
-  for (const tg::Dtype dtype : {tg::kFloat64, tg::kFloat32}) {
-    const tg::Tensor x = tg::randn({n, c, h, w}, gen, 1.0, 2.0, dtype).requires_grad_();
-    const tg::Tensor weight = tg::tensor({1.5, -0.5}, dtype).requires_grad_();
-    const tg::Tensor bias = tg::tensor({0.25, 2.0}, dtype).requires_grad_();
-    const tg::Tensor dy = tg::randn({n, c, h, w}, gen, 0.0, 1.0, dtype);
-    const auto xv = x.to(tg::kFloat64).to_xarray<double>(), dyv = dy.to(tg::kFloat64).to_xarray<double>();
-    const double tolerance = dtype == tg::kFloat64 ? 1e-12 : 1e-5;
+  const double eps = 1e-5;
+  const tg::Shape shape{3, 2, 2, 3};
+  SUBCASE("float64 and float32, weight and bias") {
+    for (const tg::Dtype dtype : {tg::kFloat64, tg::kFloat32}) {
+      const tg::Tensor x = tg::randn(shape, gen, 1.0, 2.0, dtype).requires_grad_();
+      const tg::Tensor weight = tg::tensor({1.5, -0.5}, dtype).requires_grad_();
+      const tg::Tensor bias = tg::tensor({0.25, 2.0}, dtype).requires_grad_();
+      const tg::Tensor dy = tg::randn(shape, gen, 0.0, 1.0, dtype);
+      const BatchNormReference want = batch_norm_reference(as_ncl(x), {1.5, -0.5}, {0.25, 2.0}, as_ncl(dy), eps);
+      const double tolerance = dtype == tg::kFloat64 ? 1e-12 : 1e-5;
+      for (const bool create_graph : {false, true}) {
+        CAPTURE(create_graph);
+        const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
+        check_close(as_ncl(y), want.y, tolerance);
+        const auto grads = tg::grad({y}, {x, weight, bias}, {dy}, false, create_graph);
+        CHECK(grads[0].requires_grad() == create_graph);
+        check_close(as_ncl(grads[0]), want.dx, tolerance);
+        check_close(grads[1].to(tg::kFloat64).to_xarray<double>(), want.dw, tolerance);
+        check_close(grads[2].to(tg::kFloat64).to_xarray<double>(), want.db, tolerance);
+      }
+    }
+  }
+  SUBCASE("float32 with a mean 10^4 times the spread: centred in double") {
+    const tg::Tensor x = tg::randn(shape, gen, 1000.0, 0.1).requires_grad_();
+    const tg::Tensor weight = tg::tensor({1.5f, -0.5f}).requires_grad_();
+    const tg::Tensor dy = tg::randn(shape, gen);
+    const BatchNormReference want = batch_norm_reference(as_ncl(x), {1.5, -0.5}, {0.0, 0.0}, as_ncl(dy), eps);
+    const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, {}, true, 0.1, eps);
+    check_close(as_ncl(y), want.y, 1e-5);
+    const auto grads = tg::grad({y}, {x, weight}, {dy});
+    check_close(as_ncl(grads[0]), want.dx, 1e-4);
+    check_close(grads[1].to(tg::kFloat64).to_xarray<double>(), want.dw, 1e-5);
+  }
+  SUBCASE("an input that needs no gradient, a bias without weight, a strided input") {
+    const tg::Tensor base = tg::randn({3, 2, 3, 2}, gen, 0.5, 1.0, tg::kFloat64);  // (N, H, W, C)
+    const tg::Tensor x = base.permute({0, 3, 1, 2});                            // (N, C, H, W), strided
+    const tg::Tensor bias = tg::tensor({0.25, 2.0}, tg::kFloat64).requires_grad_();
+    const tg::Tensor dy = tg::randn(shape, gen, 0.0, 1.0, tg::kFloat64).permute({0, 1, 3, 2}).contiguous().permute({0, 1, 3, 2});
+    const BatchNormReference want = batch_norm_reference(as_ncl(x), {1.0, 1.0}, {0.25, 2.0}, as_ncl(dy), eps);
     for (const bool create_graph : {false, true}) {
       CAPTURE(create_graph);
-      const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
-      const auto grads = tg::grad({y}, {x, weight, bias}, {dy}, false, create_graph);
-      CHECK(grads[0].requires_grad() == create_graph);
-      const auto dx = grads[0].to(tg::kFloat64).to_xarray<double>(), dw = grads[1].to(tg::kFloat64).to_xarray<double>(),
-                 db = grads[2].to(tg::kFloat64).to_xarray<double>();
-      for (std::size_t k = 0; k < c; ++k) {
-        double mean = 0, var = 0, sum_dy = 0, sum_dy_xhat = 0;
-        for (std::size_t i = 0; i < n; ++i)
-          for (std::size_t r = 0; r < h * w; ++r) mean += xv(i, k, r / w, r % w) / m;
-        for (std::size_t i = 0; i < n; ++i)
-          for (std::size_t r = 0; r < h * w; ++r) var += std::pow(xv(i, k, r / w, r % w) - mean, 2) / m;
-        const double inv = 1 / std::sqrt(var + eps), wk = weight.to(tg::kFloat64).value<double>()(k);
-        for (std::size_t i = 0; i < n; ++i)
-          for (std::size_t r = 0; r < h * w; ++r) {
-            sum_dy += dyv(i, k, r / w, r % w);
-            sum_dy_xhat += dyv(i, k, r / w, r % w) * (xv(i, k, r / w, r % w) - mean) * inv;
-          }
-        CHECK(db(k) == doctest::Approx(sum_dy).epsilon(tolerance));
-        CHECK(dw(k) == doctest::Approx(sum_dy_xhat).epsilon(tolerance));
-        for (std::size_t i = 0; i < n; ++i)
-          for (std::size_t r = 0; r < h * w; ++r) {
-            const double x_hat = (xv(i, k, r / w, r % w) - mean) * inv;
-            const double want = wk * inv * (dyv(i, k, r / w, r % w) - sum_dy / m - x_hat * sum_dy_xhat / m);
-            CHECK(dx(i, k, r / w, r % w) == doctest::Approx(want).epsilon(tolerance).scale(1.0));
-          }
-      }
+      const tg::Tensor y = tg::batch_norm(x, {}, {}, {}, bias, true, 0.1, eps);
+      check_close(as_ncl(y), want.y, 1e-12);
+      check_close(tg::grad({y}, {bias}, {dy}, false, create_graph)[0].to_xarray<double>(), want.db, 1e-12);
+      const tg::Tensor xg = x.detach().requires_grad_();  // strided, and now needing a gradient
+      check_close(as_ncl(tg::grad({tg::batch_norm(xg, {}, {}, {}, bias, true)}, {xg}, {dy}, false, create_graph)[0]),
+                  want.dx, 1e-12);
     }
   }
 }
@@ -213,6 +269,8 @@ TEST_CASE("batch_norm's weight, bias and running statistics must have the input'
   const tg::Tensor mean = tg::zeros({3}, tg::kFloat64), var = tg::ones({3}, tg::kFloat64);
   CHECK_THROWS_WITH_AS(tg::batch_norm(x, {}, {}, tg::ones({3}, tg::kFloat64), {}, true),
                        "batch_norm: weight is float64 but the input is float32", tg::DtypeError);
+  CHECK_THROWS_WITH_AS(tg::batch_norm(x, {}, {}, {}, tg::zeros({3}, tg::kFloat64), true),
+                       "batch_norm: bias is float64 but the input is float32", tg::DtypeError);
   CHECK_THROWS_WITH_AS(tg::batch_norm(x, mean, var), "batch_norm: running_mean is float64 but the input is float32",
                        tg::DtypeError);
   CHECK(tg::batch_norm(x.to(tg::kFloat64), mean, var).dtype() == tg::kFloat64);

@@ -73,6 +73,12 @@ std::vector<OpCase> layer_cases() {
                      return std::vector<Shape>{{s[0] + 1, s[1], s[2], s[3]}, {s[1]}};
                    },
                    [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, in[1], {}, true, 0.1, 1e-3); }});
+  cases.push_back({"batch_norm training, bias only",
+                   [](tg::Generator& g) {
+                     const Shape s{2 + g.below(2), 1 + g.below(3), 1 + g.below(3)};
+                     return std::vector<Shape>{s, {s[1]}};
+                   },
+                   [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, {}, in[1], true); }});
   cases.push_back({"batch_norm training (N, C), no affine",
                    [](tg::Generator& g) { return std::vector<Shape>{{2 + g.below(4), 1 + g.below(3)}}; },
                    [](const Inputs& in) { return tg::batch_norm(in[0], {}, {}, {}, {}, true); }});

@@ -1,7 +1,7 @@
 // Batch normalization in training, per channel, as plain loops with no tape.
 // A contiguous (N, C, *) tensor holds channel c of sample n in the run of
 // `inner` elements at (n·C + c)·inner; each channel's N runs are walked by
-// one thread, a few times, while they are still in its cache.
+// one thread, a few times in a row (from cache when they fit).
 #pragma once
 
 #include <cmath>
@@ -40,23 +40,26 @@ void channel_write(const ChannelRuns& r, std::size_t ch, T* out, F&& f) {
   }
 }
 
-// y = (x - mean) / √(var + eps) · w + b per channel, with the batch's mean and
-// biased variance (two passes: the centred sum of squares does not cancel).
-// w and b may be null (1 and 0). Writes mean, var and invstd = 1/√(var + eps).
+// y = (x - mean)·scale + b per channel, scale = w / √(var + eps), with the
+// batch's mean and biased variance: two passes, so that the centred sum of
+// squares does not cancel, and x - mean taken in double, so that a mean
+// large next to the spread does not either. w and b may be null (1 and 0). Writes the
+// statistics in double: mean, var and invstd = 1/√(var + eps).
 template <class T>
-void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, T* mean,
-                        T* var, T* invstd) {
+void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, double* mean,
+                        double* var, double* invstd) {
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
     for (std::size_t ch = first; ch < last; ++ch) {
       const double count = double(r.count());
       const double mu = channel_sum(r, ch, [x](std::size_t i) { return x[i]; }) / count;
       const double v = channel_sum(r, ch, [x, mu](std::size_t i) { return (x[i] - mu) * (x[i] - mu); }) / count;
       const double inv = 1.0 / std::sqrt(v + eps);
-      const T scale = T((w ? double(w[ch]) : 1.0) * inv), shift = T((b ? double(b[ch]) : 0.0) - mu * double(scale));
-      channel_write(r, ch, y, [x, scale, shift](std::size_t i) { return x[i] * scale + shift; });
-      mean[ch] = T(mu);
-      var[ch] = T(v);
-      invstd[ch] = T(inv);
+      const double scale = (w ? double(w[ch]) : 1.0) * inv;
+      const T shift = b ? b[ch] : T(0);
+      channel_write(r, ch, y, [x, mu, scale, shift](std::size_t i) { return T((x[i] - mu) * scale) + shift; });
+      mean[ch] = mu;
+      var[ch] = v;
+      invstd[ch] = inv;
     }
   });
 }
@@ -64,23 +67,27 @@ void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b
 // The gradients of batch_norm_forward's y, given dy = dL/dy, with x̂ = (x - mean)·invstd
 // and M values per channel:
 //   db = Σ dy,  dw = Σ dy·x̂,  dx = w·invstd·(dy - db/M - x̂·dw/M).
-// Any of dx, dw, db may be null (not wanted); w may be null (1).
+// Any of dx, dw, db may be null (not wanted); x is read only for dx or dw;
+// w may be null (1).
 template <class T>
-void batch_norm_backward(const T* x, const T* dy, const ChannelRuns& r, const T* mean, const T* invstd, const T* w,
-                         T* dx, T* dw, T* db) {
+void batch_norm_backward(const T* x, const T* dy, const ChannelRuns& r, const double* mean, const double* invstd,
+                         const T* w, T* dx, T* dw, T* db) {
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
     for (std::size_t ch = first; ch < last; ++ch) {
-      const double mu = double(mean[ch]), inv = double(invstd[ch]), count = double(r.count());
+      const double mu = mean[ch], inv = invstd[ch], count = double(r.count());
       const double sum_dy = channel_sum(r, ch, [dy](std::size_t i) { return dy[i]; });
+      if (db) db[ch] = T(sum_dy);
+      if (!dx && !dw) continue;
       const double sum_dy_xhat =
           channel_sum(r, ch, [x, dy, mu](std::size_t i) { return dy[i] * (x[i] - mu); }) * inv;
-      if (db) db[ch] = T(sum_dy);
       if (dw) dw[ch] = T(sum_dy_xhat);
       if (!dx) continue;
-      // dx = a·dy + c·(x - mean) + d, with a = w·invstd, c = -a·invstd·dw/M, d = -a·db/M
+      // dx = a·dy + slope·(x - mean) + offset, with a = w·invstd,
+      // slope = -a·invstd·dw/M and offset = -a·db/M
       const double a = (w ? double(w[ch]) : 1.0) * inv;
-      const T ta = T(a), tc = T(-a * inv * sum_dy_xhat / count), td = T(-a * sum_dy / count), tmu = T(mu);
-      channel_write(r, ch, dx, [x, dy, ta, tc, td, tmu](std::size_t i) { return ta * dy[i] + tc * (x[i] - tmu) + td; });
+      const double slope = -a * inv * sum_dy_xhat / count;
+      const T ta = T(a), offset = T(-a * sum_dy / count);
+      channel_write(r, ch, dx, [=](std::size_t i) { return ta * dy[i] + T(slope * (x[i] - mu)) + offset; });
     }
   });
 }
