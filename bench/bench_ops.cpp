@@ -2,6 +2,10 @@
 //
 //   Chain_*   y = relu(a * b + c) * 0.5f on 1<<20 floats (4 elementwise ops)
 //   Matmul_*  (64 x 800) . (800 x 12544) in float
+//   BatchNorm_*  training-mode batch norm, forward and backward, in float:
+//              the primitive tg::batch_norm beside the same formula written
+//              with tensor ops, at (64, 32, 14, 14) (after a conv), (256, 512)
+//              and (4096, 8) (BatchNorm1d on features)
 //
 // The bare GEMMs go through the float GEMM provider tapegrad uses
 // (tg::kernels::sgemm). Run with one thread so they compare like with like:
@@ -301,6 +305,63 @@ void BM_Matmul_Bare_3Sgemm(benchmark::State& state) {
   set_gflops(state, 3);
 }
 
+const tg::Shape kNormShapes[] = {{64, 32, 14, 14}, {256, 512}, {4096, 8}};
+
+struct NormInputs {
+  tg::Tensor x, w, b, dy;
+  tg::Axes axes;       // every axis but the channels
+  tg::Shape per_channel;  // (1, C, 1, ...): broadcasts over those axes
+  explicit NormInputs(const tg::Shape& shape) {
+    tg::Generator gen(5);
+    const std::size_t c = shape[1];
+    x = tg::randn(shape, gen).requires_grad_(true);
+    w = tg::rand({c}, gen, 0.5, 1.5).requires_grad_(true);
+    b = tg::randn({c}, gen).requires_grad_(true);
+    dy = tg::randn(shape, gen);
+    per_channel = tg::Shape(shape.size(), 1);
+    per_channel[1] = c;
+    for (std::size_t a = 0; a < shape.size(); ++a)
+      if (a != 1) axes.push_back(std::int64_t(a));
+  }
+  void zero_grads() {
+    x.zero_grad();
+    w.zero_grad();
+    b.zero_grad();
+  }
+};
+
+void set_norm_items(benchmark::State& state, const tg::Tensor& x) {
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(x.numel()));
+  state.SetLabel(tg::shape_str(x.shape()));
+}
+
+// y = batch_norm(x, w, b) in training, then backward with upstream dy.
+void BM_BatchNorm_Primitive(benchmark::State& state) {
+  NormInputs in(kNormShapes[state.range(0)]);
+  for (auto _ : state) {
+    tg::Tensor y = tg::batch_norm(in.x, {}, {}, in.w, in.b, true);
+    y.backward(in.dy);
+    benchmark::DoNotOptimize(in.x.grad().data<float>());
+    in.zero_grads();
+  }
+  set_norm_items(state, in.x);
+}
+
+// The same, as the composition of mean, var and elementwise ops that the
+// primitive replaced.
+void BM_BatchNorm_Composite(benchmark::State& state) {
+  NormInputs in(kNormShapes[state.range(0)]);
+  for (auto _ : state) {
+    const tg::Tensor mean = tg::mean(in.x, in.axes, true), var = tg::var(in.x, in.axes, 0.0, true);
+    tg::Tensor y = (in.x - mean) / tg::sqrt(var + 1e-5) * tg::reshape(in.w, in.per_channel) +
+                   tg::reshape(in.b, in.per_channel);
+    y.backward(in.dy);
+    benchmark::DoNotOptimize(in.x.grad().data<float>());
+    in.zero_grads();
+  }
+  set_norm_items(state, in.x);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Chain_Forward_NoGrad)->Unit(benchmark::kMicrosecond);
@@ -314,6 +375,8 @@ BENCHMARK(BM_Matmul_Forward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Matmul_Bare_Sgemm)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Matmul_ForwardBackward)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Matmul_Bare_3Sgemm)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BatchNorm_Primitive)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BatchNorm_Composite)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
