@@ -235,6 +235,31 @@ TEST_CASE("batch_norm in training, forward and gradients, with and without creat
       }
     }
   }
+  SUBCASE("each walk of the kernel: long runs, short runs, (N, C); one thread and two") {
+    // Runs of 960 (a channel per block), 2 and 1 (all of a thread's channels,
+    // sample by sample); large enough that two threads split the channels.
+    for (const tg::Shape& s : {tg::Shape{8, 3, 30, 32}, tg::Shape{2048, 6, 2}, tg::Shape{4096, 6}})
+      for (const int threads : {1, 2}) {
+        CAPTURE(tg::shape_str(s));
+        CAPTURE(threads);
+        const int previous = tg::get_num_threads();
+        tg::set_num_threads(threads);
+        const std::size_t c = s[1];
+        const tg::Tensor x = tg::randn(s, gen, 1.0, 2.0, tg::kFloat32).requires_grad_();
+        const tg::Tensor weight = tg::rand({c}, gen, 0.5, 1.5).requires_grad_();
+        const tg::Tensor bias = tg::randn({c}, gen).requires_grad_();
+        const tg::Tensor dy = tg::randn(s, gen);
+        const auto values = [](const tg::Tensor& t) { return t.detach().to(tg::kFloat64).to_xarray<double>(); };
+        const BatchNormReference want = batch_norm_reference(as_ncl(x), values(weight), values(bias), as_ncl(dy), eps);
+        const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
+        const auto grads = tg::grad({y}, {x, weight, bias}, {dy});
+        tg::set_num_threads(previous);
+        check_close(as_ncl(y), want.y, 1e-5);
+        check_close(as_ncl(grads[0]), want.dx, 1e-4);
+        check_close(values(grads[1]), want.dw, 1e-5);
+        check_close(values(grads[2]), want.db, 1e-5);
+      }
+  }
   SUBCASE("float32 with a mean 10^4 times the spread: centred in double") {
     const tg::Tensor x = tg::randn(shape, gen, 1000.0, 0.1).requires_grad_();
     const tg::Tensor weight = tg::tensor({1.5f, -0.5f}).requires_grad_();

@@ -1,11 +1,20 @@
 // Batch normalization in training, per channel, as plain loops with no tape.
 // A contiguous (N, C, *) tensor holds channel c of sample n in the run of
-// `inner` elements at (n·C + c)·inner; each channel's N runs are walked by
-// one thread, a few times in a row (from cache when they fit).
+// `inner` elements at (n·C + c)·inner. Each thread takes a range of channels
+// and walks them in blocks, a few passes per block:
+//  - with long runs (after a convolution), one channel per block, so that
+//    its later passes read from cache;
+//  - with short runs (BatchNorm1d on (N, C) features), all its channels at
+//    once, sample by sample: one channel at a time would be a gather of
+//    stride C, and a sample's channels are contiguous.
+// Each channel is summed by one thread in a fixed order, so the bits do not
+// depend on the thread count.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "lane_sum.hpp"
@@ -20,24 +29,40 @@ struct ChannelRuns {
   std::size_t at(std::size_t sample, std::size_t channel) const { return (sample * c + channel) * inner; }
 };
 
-// Σ term(i) over channel ch's values, i their offsets, summed in double.
-template <class Term>
-double channel_sum(const ChannelRuns& r, std::size_t ch, Term&& term) {
-  double s = 0;
-  for (std::size_t n = 0; n < r.n; ++n) {
-    const std::size_t run = r.at(n, ch);
-    s += lane_sum<double>(r.inner, [&](std::size_t k) { return term(run + k); });
-  }
-  return s;
+// Calls block(lo, hi) over [first, last) in the blocks described above.
+template <class Block>
+void for_each_channel_block(const ChannelRuns& r, std::size_t first, std::size_t last, Block&& block) {
+  constexpr std::size_t kLongRun = 16;
+  if (r.inner < kLongRun) return block(first, last);
+  for (std::size_t ch = first; ch < last; ++ch) block(ch, ch + 1);
 }
 
-// out[i] = f(i) over channel ch's values.
+// sums[ch - lo] = Σ term(ch, i) over channel ch's values (i their offsets),
+// for ch in [lo, hi), in double.
+template <class Term>
+void channel_sums(const ChannelRuns& r, std::size_t lo, std::size_t hi, double* sums, Term&& term) {
+  std::fill(sums, sums + (hi - lo), 0.0);
+  for (std::size_t n = 0; n < r.n; ++n)
+    if (r.inner == 1)  // contiguous over the channels: this loop vectorizes
+      for (std::size_t ch = lo; ch < hi; ++ch) sums[ch - lo] += double(term(ch, r.at(n, ch)));
+    else
+      for (std::size_t ch = lo; ch < hi; ++ch) {
+        const std::size_t run = r.at(n, ch);
+        sums[ch - lo] += lane_sum<double>(r.inner, [&](std::size_t k) { return term(ch, run + k); });
+      }
+}
+
+// out[i] = f(ch, i) over the values of channels [lo, hi).
 template <class T, class F>
-void channel_write(const ChannelRuns& r, std::size_t ch, T* out, F&& f) {
-  for (std::size_t n = 0; n < r.n; ++n) {
-    const std::size_t run = r.at(n, ch);
-    for (std::size_t k = run; k < run + r.inner; ++k) out[k] = f(k);
-  }
+void channel_write(const ChannelRuns& r, std::size_t lo, std::size_t hi, T* out, F&& f) {
+  for (std::size_t n = 0; n < r.n; ++n)
+    if (r.inner == 1)  // as in channel_sums
+      for (std::size_t ch = lo; ch < hi; ++ch) out[r.at(n, ch)] = f(ch, r.at(n, ch));
+    else
+      for (std::size_t ch = lo; ch < hi; ++ch) {
+        const std::size_t run = r.at(n, ch);
+        for (std::size_t k = run; k < run + r.inner; ++k) out[k] = f(ch, k);
+      }
 }
 
 // y = (x - mean)·scale + b per channel, scale = w / √(var + eps), with the
@@ -48,19 +73,29 @@ void channel_write(const ChannelRuns& r, std::size_t ch, T* out, F&& f) {
 template <class T>
 void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, double* mean,
                         double* var, double* invstd) {
+  const double count = double(r.count());
+  // Per channel, allocated here because a parallel body must not throw; shift
+  // copies b so that the stores to y cannot be taken to change it.
+  std::vector<double> scale(r.c);
+  std::vector<T> shift(r.c);
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
-    for (std::size_t ch = first; ch < last; ++ch) {
-      const double count = double(r.count());
-      const double mu = channel_sum(r, ch, [x](std::size_t i) { return x[i]; }) / count;
-      const double v = channel_sum(r, ch, [x, mu](std::size_t i) { return (x[i] - mu) * (x[i] - mu); }) / count;
-      const double inv = 1.0 / std::sqrt(v + eps);
-      const double scale = (w ? double(w[ch]) : 1.0) * inv;
-      const T shift = b ? b[ch] : T(0);
-      channel_write(r, ch, y, [x, mu, scale, shift](std::size_t i) { return T((x[i] - mu) * scale) + shift; });
-      mean[ch] = mu;
-      var[ch] = v;
-      invstd[ch] = inv;
-    }
+    for_each_channel_block(r, first, last, [&](std::size_t lo, std::size_t hi) {
+      channel_sums(r, lo, hi, mean + lo, [x](std::size_t, std::size_t i) { return x[i]; });
+      for (std::size_t ch = lo; ch < hi; ++ch) mean[ch] /= count;
+      channel_sums(r, lo, hi, var + lo, [x, mean](std::size_t ch, std::size_t i) {
+        const double d = x[i] - mean[ch];
+        return d * d;
+      });
+      for (std::size_t ch = lo; ch < hi; ++ch) {
+        var[ch] /= count;
+        invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
+        scale[ch] = (w ? double(w[ch]) : 1.0) * invstd[ch];
+        shift[ch] = b ? b[ch] : T(0);
+      }
+      channel_write(r, lo, hi, y, [x, mean, sc = scale.data(), sh = shift.data()](std::size_t ch, std::size_t i) {
+        return T((x[i] - mean[ch]) * sc[ch]) + sh[ch];
+      });
+    });
   });
 }
 
@@ -72,23 +107,32 @@ void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b
 template <class T>
 void batch_norm_backward(const T* x, const T* dy, const ChannelRuns& r, const double* mean, const double* invstd,
                          const T* w, T* dx, T* dw, T* db) {
+  const double count = double(r.count());
+  // Per channel: Σ dy and Σ dy·(x - mean), then dx = a·dy + slope·(x - mean) + offset
+  // with a = w·invstd, slope = -a·invstd·dw/M and offset = -a·db/M.
+  // Separate arrays, not one of structs, so that the (N, C) walk vectorizes over channels.
+  std::vector<double> sum_dy(r.c), sum_dy_xc(r.c), slope(r.c);
+  std::vector<T> a(r.c), offset(r.c);
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
-    for (std::size_t ch = first; ch < last; ++ch) {
-      const double mu = mean[ch], inv = invstd[ch], count = double(r.count());
-      const double sum_dy = channel_sum(r, ch, [dy](std::size_t i) { return dy[i]; });
-      if (db) db[ch] = T(sum_dy);
-      if (!dx && !dw) continue;
-      const double sum_dy_xhat =
-          channel_sum(r, ch, [x, dy, mu](std::size_t i) { return dy[i] * (x[i] - mu); }) * inv;
-      if (dw) dw[ch] = T(sum_dy_xhat);
-      if (!dx) continue;
-      // dx = a·dy + slope·(x - mean) + offset, with a = w·invstd,
-      // slope = -a·invstd·dw/M and offset = -a·db/M
-      const double a = (w ? double(w[ch]) : 1.0) * inv;
-      const double slope = -a * inv * sum_dy_xhat / count;
-      const T ta = T(a), offset = T(-a * sum_dy / count);
-      channel_write(r, ch, dx, [=](std::size_t i) { return ta * dy[i] + T(slope * (x[i] - mu)) + offset; });
-    }
+    for_each_channel_block(r, first, last, [&](std::size_t lo, std::size_t hi) {
+      channel_sums(r, lo, hi, &sum_dy[lo], [dy](std::size_t, std::size_t i) { return dy[i]; });
+      if (dx || dw)
+        channel_sums(r, lo, hi, &sum_dy_xc[lo],
+                     [x, dy, mean](std::size_t ch, std::size_t i) { return dy[i] * (x[i] - mean[ch]); });
+      for (std::size_t ch = lo; ch < hi; ++ch) {
+        const double a_ch = (w ? double(w[ch]) : 1.0) * invstd[ch], dw_ch = sum_dy_xc[ch] * invstd[ch];
+        if (db) db[ch] = T(sum_dy[ch]);
+        if (dw) dw[ch] = T(dw_ch);
+        a[ch] = T(a_ch);
+        slope[ch] = -a_ch * invstd[ch] * dw_ch / count;
+        offset[ch] = T(-a_ch * sum_dy[ch] / count);
+      }
+      if (dx)
+        channel_write(r, lo, hi, dx,
+                      [x, dy, mean, pa = a.data(), ps = slope.data(), po = offset.data()](std::size_t ch, std::size_t i) {
+                        return pa[ch] * dy[i] + T(ps[ch] * (x[i] - mean[ch])) + po[ch];
+                      });
+    });
   });
 }
 
