@@ -42,27 +42,38 @@ void for_each_channel_block(const ChannelRuns& r, std::size_t first, std::size_t
 template <class Term>
 void channel_sums(const ChannelRuns& r, std::size_t lo, std::size_t hi, double* sums, Term&& term) {
   std::fill(sums, sums + (hi - lo), 0.0);
-  for (std::size_t n = 0; n < r.n; ++n)
-    if (r.inner == 1)  // contiguous over the channels: this loop vectorizes
+  if (r.inner == 1) {  // contiguous over the channels: the inner loop vectorizes
+    for (std::size_t n = 0; n < r.n; ++n)
       for (std::size_t ch = lo; ch < hi; ++ch) sums[ch - lo] += double(term(ch, r.at(n, ch)));
-    else
-      for (std::size_t ch = lo; ch < hi; ++ch) {
-        const std::size_t run = r.at(n, ch);
-        sums[ch - lo] += lane_sum<double>(r.inner, [&](std::size_t k) { return term(ch, run + k); });
-      }
+    return;
+  }
+  for (std::size_t ch = lo; ch < hi; ++ch) {
+    double sum = 0;
+    for (std::size_t n = 0; n < r.n; ++n) {
+      const std::size_t run = r.at(n, ch);
+      sum += lane_sum<double>(r.inner, [&](std::size_t k) { return term(ch, run + k); });
+    }
+    sums[ch - lo] = sum;
+  }
 }
 
-// out[i] = f(ch, i) over the values of channels [lo, hi).
-template <class T, class F>
-void channel_write(const ChannelRuns& r, std::size_t lo, std::size_t hi, T* out, F&& f) {
-  for (std::size_t n = 0; n < r.n; ++n)
-    if (r.inner == 1)  // as in channel_sums
-      for (std::size_t ch = lo; ch < hi; ++ch) out[r.at(n, ch)] = f(ch, r.at(n, ch));
-    else
-      for (std::size_t ch = lo; ch < hi; ++ch) {
-        const std::size_t run = r.at(n, ch);
-        for (std::size_t k = run; k < run + r.inner; ++k) out[k] = f(ch, k);
-      }
+// out[i] = channel(ch)(i) over the values of channels [lo, hi): channel(ch)
+// returns channel ch's function of the offset, with its constants held by
+// value, where the stores to out cannot be taken to change them.
+template <class T, class Channel>
+void channel_write(const ChannelRuns& r, std::size_t lo, std::size_t hi, T* out, Channel&& channel) {
+  if (r.inner == 1) {  // as in channel_sums
+    for (std::size_t n = 0; n < r.n; ++n)
+      for (std::size_t ch = lo; ch < hi; ++ch) out[r.at(n, ch)] = channel(ch)(r.at(n, ch));
+    return;
+  }
+  for (std::size_t ch = lo; ch < hi; ++ch) {
+    const auto f = channel(ch);
+    for (std::size_t n = 0; n < r.n; ++n) {
+      const std::size_t run = r.at(n, ch);
+      for (std::size_t k = run; k < run + r.inner; ++k) out[k] = f(k);
+    }
+  }
 }
 
 // y = (x - mean)·scale + b per channel, scale = w / √(var + eps), with the
@@ -74,10 +85,7 @@ template <class T>
 void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, double* mean,
                         double* var, double* invstd) {
   const double count = double(r.count());
-  // Per channel, allocated here because a parallel body must not throw; shift
-  // copies b so that the stores to y cannot be taken to change it.
-  std::vector<double> scale(r.c);
-  std::vector<T> shift(r.c);
+  std::vector<double> scale(r.c);  // per channel; here, because a parallel body must not throw
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
     for_each_channel_block(r, first, last, [&](std::size_t lo, std::size_t hi) {
       channel_sums(r, lo, hi, mean + lo, [x](std::size_t, std::size_t i) { return x[i]; });
@@ -90,10 +98,11 @@ void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b
         var[ch] /= count;
         invstd[ch] = 1.0 / std::sqrt(var[ch] + eps);
         scale[ch] = (w ? double(w[ch]) : 1.0) * invstd[ch];
-        shift[ch] = b ? b[ch] : T(0);
       }
-      channel_write(r, lo, hi, y, [x, mean, sc = scale.data(), sh = shift.data()](std::size_t ch, std::size_t i) {
-        return T((x[i] - mean[ch]) * sc[ch]) + sh[ch];
+      channel_write(r, lo, hi, y, [&](std::size_t ch) {
+        return [x, mu = mean[ch], sc = scale[ch], shift = b ? b[ch] : T(0)](std::size_t i) {
+          return T((x[i] - mu) * sc) + shift;
+        };
       });
     });
   });
@@ -128,10 +137,11 @@ void batch_norm_backward(const T* x, const T* dy, const ChannelRuns& r, const do
         offset[ch] = T(-a_ch * sum_dy[ch] / count);
       }
       if (dx)
-        channel_write(r, lo, hi, dx,
-                      [x, dy, mean, pa = a.data(), ps = slope.data(), po = offset.data()](std::size_t ch, std::size_t i) {
-                        return pa[ch] * dy[i] + T(ps[ch] * (x[i] - mean[ch])) + po[ch];
-                      });
+        channel_write(r, lo, hi, dx, [&](std::size_t ch) {
+          return [x, dy, mu = mean[ch], a = a[ch], slope = slope[ch], offset = offset[ch]](std::size_t i) {
+            return a * dy[i] + T(slope * (x[i] - mu)) + offset;
+          };
+        });
     });
   });
 }
