@@ -236,8 +236,8 @@ TEST_CASE("batch_norm in training, forward and gradients, with and without creat
     }
   }
   SUBCASE("each walk of the kernel: long runs, short runs, (N, C); one thread and two") {
-    // Runs of 960 (a channel per block), 2 and 1 (all of a thread's channels,
-    // sample by sample); large enough that two threads split the channels.
+    // Runs of 960 and 2 (a channel per block) and 1 (all of a thread's
+    // channels, sample by sample); large enough that two threads split them.
     for (const tg::Shape& s : {tg::Shape{8, 3, 30, 32}, tg::Shape{2048, 6, 2}, tg::Shape{4096, 6}})
       for (const int threads : {1, 2}) {
         CAPTURE(tg::shape_str(s));

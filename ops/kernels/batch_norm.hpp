@@ -2,9 +2,9 @@
 // A contiguous (N, C, *) tensor holds channel c of sample n in the run of
 // `inner` elements at (n·C + c)·inner. Each thread takes a range of channels
 // and walks them in blocks, a few passes per block:
-//  - with long runs (after a convolution), one channel per block, so that
-//    its later passes read from cache;
-//  - with short runs (BatchNorm1d on (N, C) features), all its channels at
+//  - with runs (after a convolution), one channel per block, its N runs in
+//    turn, so that its later passes read from cache;
+//  - on (N, C) (BatchNorm1d on features, runs of one), all its channels at
 //    once, sample by sample: one channel at a time would be a gather of
 //    stride C, and a sample's channels are contiguous.
 // Each channel is summed by one thread in a fixed order, so the bits do not
@@ -32,8 +32,7 @@ struct ChannelRuns {
 // Calls block(lo, hi) over [first, last) in the blocks described above.
 template <class Block>
 void for_each_channel_block(const ChannelRuns& r, std::size_t first, std::size_t last, Block&& block) {
-  constexpr std::size_t kLongRun = 16;
-  if (r.inner < kLongRun) return block(first, last);
+  if (r.inner == 1) return block(first, last);
   for (std::size_t ch = first; ch < last; ++ch) block(ch, ch + 1);
 }
 
@@ -42,7 +41,7 @@ void for_each_channel_block(const ChannelRuns& r, std::size_t first, std::size_t
 template <class Term>
 void channel_sums(const ChannelRuns& r, std::size_t lo, std::size_t hi, double* sums, Term&& term) {
   std::fill(sums, sums + (hi - lo), 0.0);
-  if (r.inner == 1) {  // contiguous over the channels: the inner loop vectorizes
+  if (r.inner == 1) {  // sample by sample, over contiguous channels: the inner loop vectorizes
     for (std::size_t n = 0; n < r.n; ++n)
       for (std::size_t ch = lo; ch < hi; ++ch) sums[ch - lo] += double(term(ch, r.at(n, ch)));
     return;
