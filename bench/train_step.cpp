@@ -2,9 +2,10 @@
 //
 //   train_step lenet|tfcnn [batch 64] [steps 50] [threads 1] [buffer cache MiB]
 //
-// prints images per second over the steps after two warm-up steps. The last
-// argument sets tg::set_buffer_cache_limit (0 turns buffer reuse off), to see
-// what the cache adds to peak memory (/usr/bin/time -v).
+// prints images per second over the steps after two warm-up steps, and the
+// most tensor memory the run held (tg::memory_stats): in tensors at once
+// (max_allocated_mb), and with the buffer cache (max_reserved_mb). The last
+// argument sets tg::set_buffer_cache_limit (0 turns buffer reuse off).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   double loss = 0;
   for (int i = 0; i < steps; ++i) loss = bench::train_step(m, x, labels);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("model=%s batch=%zu threads=%d steps=%d ips=%.1f loss=%.4f %s\n", name.c_str(), batch, threads, steps,
-              double(batch) * steps / seconds, loss, tg::config().str().c_str());
+  const tg::MemoryStats memory = tg::memory_stats();
+  std::printf("model=%s batch=%zu threads=%d steps=%d ips=%.1f loss=%.4f max_allocated_mb=%.1f max_reserved_mb=%.1f %s\n",
+              name.c_str(), batch, threads, steps, double(batch) * steps / seconds, loss,
+              double(memory.max_allocated) / 1e6, double(memory.max_reserved) / 1e6, tg::config().str().c_str());
 }

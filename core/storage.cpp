@@ -37,6 +37,25 @@ std::size_t capacity(std::size_t bytes) {
   return (size + step - 1) / step * step;
 }
 
+// The process-wide counts behind memory_stats(). Plain atomics, which need
+// no destruction: storages may die during static destruction.
+std::atomic<std::size_t> bytes_in_use{0}, bytes_cached{0}, max_in_use{0}, max_held{0};
+
+void raise_to(std::atomic<std::size_t>& max, std::size_t value) {
+  std::size_t seen = max.load(std::memory_order_relaxed);
+  while (value > seen && !max.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+// After an allocation: the new totals may be the largest yet.
+void note_peak() {
+  const std::size_t in_use = bytes_in_use.load(std::memory_order_relaxed);
+  raise_to(max_in_use, in_use);
+  raise_to(max_held, in_use + bytes_cached.load(std::memory_order_relaxed));
+}
+
+void uncache(std::size_t bytes) { bytes_cached.fetch_sub(bytes, std::memory_order_relaxed); }
+
 struct SizeClass {
   std::vector<void*> buffers;
   std::uint64_t last_use = 0;
@@ -57,6 +76,7 @@ struct BufferCache {
         if (it->second.last_use < oldest->second.last_use) oldest = it;
       for (void* p : oldest->second.buffers) std::free(p);
       bytes -= oldest->first * oldest->second.buffers.size();
+      uncache(oldest->first * oldest->second.buffers.size());
       by_size.erase(oldest);
     }
   }
@@ -64,6 +84,7 @@ struct BufferCache {
     for (auto& [size, kept] : by_size)
       for (void* p : kept.buffers) std::free(p);
     by_size.clear();
+    uncache(bytes);
     bytes = 0;
   }
   ~BufferCache() { clear(); }
@@ -93,16 +114,22 @@ Storage::Storage(std::size_t bytes) : bytes_(bytes) {
       it->second.buffers.pop_back();
       it->second.last_use = ++c->clock;
       c->bytes -= size;
+      uncache(size);
+      bytes_in_use.fetch_add(size, std::memory_order_relaxed);
+      note_peak();
       return;
     }
   }
   data_ = std::aligned_alloc(kAlignment, size);
   if (!data_)
     throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
+  bytes_in_use.fetch_add(size, std::memory_order_relaxed);
+  note_peak();
 }
 
 Storage::~Storage() {
   const std::size_t size = capacity(bytes_);
+  bytes_in_use.fetch_sub(size, std::memory_order_relaxed);
   BufferCache* c = cache();
   const std::size_t limit = cache_limit;
   if (c && size <= limit) {
@@ -111,6 +138,7 @@ Storage::~Storage() {
     kept.buffers.push_back(data_);
     kept.last_use = ++c->clock;
     c->bytes += size;
+    bytes_cached.fetch_add(size, std::memory_order_relaxed);
     return;
   }
   std::free(data_);
@@ -142,6 +170,21 @@ std::size_t buffer_cache_bytes() {
 
 void clear_buffer_cache() {
   if (BufferCache* c = cache()) c->clear();
+}
+
+MemoryStats memory_stats() {
+  MemoryStats m;
+  m.allocated = bytes_in_use.load(std::memory_order_relaxed);
+  m.reserved = m.allocated + bytes_cached.load(std::memory_order_relaxed);
+  m.max_allocated = max_in_use.load(std::memory_order_relaxed);
+  m.max_reserved = max_held.load(std::memory_order_relaxed);
+  return m;
+}
+
+void reset_peak_memory() {
+  max_in_use.store(0, std::memory_order_relaxed);
+  max_held.store(0, std::memory_order_relaxed);
+  note_peak();
 }
 
 }  // namespace tg

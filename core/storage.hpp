@@ -52,4 +52,17 @@ std::size_t buffer_cache_limit();
 std::size_t buffer_cache_bytes();  // kept now on this thread
 void clear_buffer_cache();         // frees what this thread keeps
 
+// Tensor memory in this process, in bytes as allocated (size classes
+// included), in PyTorch's terms for its caching allocator: `allocated` is
+// what storages hold now, `reserved` that plus what the buffer caches of all
+// threads keep for reuse, and the max_ fields their largest values since the
+// start or reset_peak_memory(). max_reserved is most of the resident memory
+// a training step adds; max_allocated is what its tensors needed at once.
+struct MemoryStats {
+  std::size_t allocated = 0, reserved = 0;
+  std::size_t max_allocated = 0, max_reserved = 0;
+};
+MemoryStats memory_stats();
+void reset_peak_memory();  // the max_ fields restart from the values now
+
 }  // namespace tg

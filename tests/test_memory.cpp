@@ -167,3 +167,45 @@ TEST_CASE("a full buffer cache keeps taking the sizes in use, dropping those use
   tg::set_buffer_cache_limit(limit);
   tg::clear_buffer_cache();
 }
+
+TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their largest values") {
+  const std::size_t limit = tg::buffer_cache_limit();
+  tg::clear_buffer_cache();
+  tg::reset_peak_memory();
+  const tg::MemoryStats before = tg::memory_stats();
+  CHECK(before.max_allocated == before.allocated);
+  CHECK(before.max_reserved == before.reserved);
+  CHECK(before.reserved >= before.allocated);
+
+  const std::size_t buffer = std::size_t(4) << 20;  // 4 MiB of float32: a size class of its own
+  {
+    const tg::Tensor a = tg::empty({buffer / 4});
+    const tg::MemoryStats held = tg::memory_stats();
+    CHECK(held.allocated == before.allocated + buffer);
+    CHECK(held.reserved == before.reserved + buffer);  // new memory: the cache had none of this size
+  }
+  const tg::MemoryStats freed = tg::memory_stats();
+  CHECK(freed.allocated == before.allocated);
+  CHECK(freed.reserved == before.reserved + buffer);  // the cache keeps it
+  CHECK(freed.max_allocated == before.allocated + buffer);
+  CHECK(freed.max_reserved == before.reserved + buffer);
+  {
+    const tg::Tensor b = tg::empty({buffer / 4});
+    CHECK(tg::memory_stats().reserved == freed.reserved);  // taken from the cache
+    const tg::Tensor c = tg::empty({buffer / 4});
+    CHECK(tg::memory_stats().max_allocated == before.allocated + 2 * buffer);
+    CHECK(tg::memory_stats().max_reserved == before.reserved + 2 * buffer);
+  }
+  tg::clear_buffer_cache();
+  CHECK(tg::memory_stats().reserved == before.reserved);
+
+  tg::set_buffer_cache_limit(0);  // no reuse: a freed buffer goes back to the system
+  { const tg::Tensor d = tg::empty({buffer / 4}); }
+  CHECK(tg::memory_stats().reserved == before.reserved);
+  tg::set_buffer_cache_limit(limit);
+
+  tg::reset_peak_memory();
+  const tg::MemoryStats reset = tg::memory_stats();
+  CHECK(reset.max_allocated == reset.allocated);
+  CHECK(reset.max_reserved == reset.reserved);
+}
