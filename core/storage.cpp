@@ -37,24 +37,29 @@ std::size_t capacity(std::size_t bytes) {
   return (size + step - 1) / step * step;
 }
 
-// The process-wide counts behind memory_stats(). Plain atomics, which need
-// no destruction: storages may die during static destruction.
-std::atomic<std::size_t> bytes_in_use{0}, bytes_cached{0}, max_in_use{0}, max_held{0};
+// The process-wide counts behind memory_stats(): bytes storages hold
+// (allocated) and bytes taken from the system and not yet given back
+// (reserved: allocated plus every cache). Each changes on its own events,
+// so neither is ever read as a sum of two counts caught mid-move. Plain
+// atomics, which need no destruction: storages may die during static
+// destruction.
+std::atomic<std::size_t> bytes_allocated{0}, bytes_reserved{0}, max_allocated{0}, max_reserved{0};
 
 void raise_to(std::atomic<std::size_t>& max, std::size_t value) {
   std::size_t seen = max.load(std::memory_order_relaxed);
   while (value > seen && !max.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
   }
 }
-
-// After an allocation: the new totals may be the largest yet.
-void note_peak() {
-  const std::size_t in_use = bytes_in_use.load(std::memory_order_relaxed);
-  raise_to(max_in_use, in_use);
-  raise_to(max_held, in_use + bytes_cached.load(std::memory_order_relaxed));
+void add_allocated(std::size_t size) {
+  raise_to(max_allocated, bytes_allocated.fetch_add(size, std::memory_order_relaxed) + size);
 }
-
-void uncache(std::size_t bytes) { bytes_cached.fetch_sub(bytes, std::memory_order_relaxed); }
+void add_reserved(std::size_t size) {
+  raise_to(max_reserved, bytes_reserved.fetch_add(size, std::memory_order_relaxed) + size);
+}
+void release(void* buffer, std::size_t size) {  // back to the system
+  std::free(buffer);
+  bytes_reserved.fetch_sub(size, std::memory_order_relaxed);
+}
 
 struct SizeClass {
   std::vector<void*> buffers;
@@ -74,17 +79,15 @@ struct BufferCache {
       auto oldest = by_size.begin();
       for (auto it = by_size.begin(); it != by_size.end(); ++it)
         if (it->second.last_use < oldest->second.last_use) oldest = it;
-      for (void* p : oldest->second.buffers) std::free(p);
+      for (void* p : oldest->second.buffers) release(p, oldest->first);
       bytes -= oldest->first * oldest->second.buffers.size();
-      uncache(oldest->first * oldest->second.buffers.size());
       by_size.erase(oldest);
     }
   }
   void clear() {
     for (auto& [size, kept] : by_size)
-      for (void* p : kept.buffers) std::free(p);
+      for (void* p : kept.buffers) release(p, size);
     by_size.clear();
-    uncache(bytes);
     bytes = 0;
   }
   ~BufferCache() { clear(); }
@@ -114,22 +117,20 @@ Storage::Storage(std::size_t bytes) : bytes_(bytes) {
       it->second.buffers.pop_back();
       it->second.last_use = ++c->clock;
       c->bytes -= size;
-      uncache(size);
-      bytes_in_use.fetch_add(size, std::memory_order_relaxed);
-      note_peak();
+      add_allocated(size);
       return;
     }
   }
   data_ = std::aligned_alloc(kAlignment, size);
   if (!data_)
     throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
-  bytes_in_use.fetch_add(size, std::memory_order_relaxed);
-  note_peak();
+  add_reserved(size);
+  add_allocated(size);
 }
 
 Storage::~Storage() {
   const std::size_t size = capacity(bytes_);
-  bytes_in_use.fetch_sub(size, std::memory_order_relaxed);
+  bytes_allocated.fetch_sub(size, std::memory_order_relaxed);
   BufferCache* c = cache();
   const std::size_t limit = cache_limit;
   if (c && size <= limit) {
@@ -138,10 +139,9 @@ Storage::~Storage() {
     kept.buffers.push_back(data_);
     kept.last_use = ++c->clock;
     c->bytes += size;
-    bytes_cached.fetch_add(size, std::memory_order_relaxed);
     return;
   }
-  std::free(data_);
+  release(data_, size);
 }
 
 std::uint64_t system_memory_bytes() {
@@ -174,17 +174,16 @@ void clear_buffer_cache() {
 
 MemoryStats memory_stats() {
   MemoryStats m;
-  m.allocated = bytes_in_use.load(std::memory_order_relaxed);
-  m.reserved = m.allocated + bytes_cached.load(std::memory_order_relaxed);
-  m.max_allocated = max_in_use.load(std::memory_order_relaxed);
-  m.max_reserved = max_held.load(std::memory_order_relaxed);
+  m.allocated = bytes_allocated.load(std::memory_order_relaxed);
+  m.reserved = bytes_reserved.load(std::memory_order_relaxed);
+  m.max_allocated = max_allocated.load(std::memory_order_relaxed);
+  m.max_reserved = max_reserved.load(std::memory_order_relaxed);
   return m;
 }
 
 void reset_peak_memory() {
-  max_in_use.store(0, std::memory_order_relaxed);
-  max_held.store(0, std::memory_order_relaxed);
-  note_peak();
+  max_allocated.store(bytes_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  max_reserved.store(bytes_reserved.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 }  // namespace tg

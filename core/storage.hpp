@@ -56,8 +56,10 @@ void clear_buffer_cache();         // frees what this thread keeps
 // included), in PyTorch's terms for its caching allocator: `allocated` is
 // what storages hold now, `reserved` that plus what the buffer caches of all
 // threads keep for reuse, and the max_ fields their largest values since the
-// start or reset_peak_memory(). max_reserved is most of the resident memory
-// a training step adds; max_allocated is what its tensors needed at once.
+// start or reset_peak_memory(). max_reserved estimates the resident memory
+// a training step adds (it counts size classes whole, touched or not, and
+// not what malloc keeps after a free); max_allocated is what its tensors
+// needed at once.
 struct MemoryStats {
   std::size_t allocated = 0, reserved = 0;
   std::size_t max_allocated = 0, max_reserved = 0;

@@ -204,6 +204,15 @@ TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their lar
   CHECK(tg::memory_stats().reserved == before.reserved);
   tg::set_buffer_cache_limit(limit);
 
+  // Another thread's tensors count while they live, and its cache goes back
+  // to the system when the thread ends.
+  std::thread([&] {
+    const tg::Tensor e = tg::empty({buffer / 4});
+    CHECK(tg::memory_stats().allocated == before.allocated + buffer);
+  }).join();
+  CHECK(tg::memory_stats().allocated == before.allocated);
+  CHECK(tg::memory_stats().reserved == before.reserved);
+
   tg::reset_peak_memory();
   const tg::MemoryStats reset = tg::memory_stats();
   CHECK(reset.max_allocated == reset.allocated);
