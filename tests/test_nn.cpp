@@ -9,6 +9,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include <tapegrad/core/parallel.hpp>  // kParallelGrain
 #include <tapegrad/nn/layers.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -235,29 +236,47 @@ TEST_CASE("batch_norm in training, forward and gradients, with and without creat
       }
     }
   }
-  SUBCASE("each walk of the kernel: long runs, short runs, (N, C); one thread and two") {
+  SUBCASE("each walk of the kernel, with and without weight and bias, gives the same bits on one thread and two") {
     // Runs of 960 and 2 (a channel per block) and 1 (all of a thread's
-    // channels, sample by sample); large enough that two threads split them.
+    // channels, sample by sample). 3 · numel is at least twice
+    // tg::kParallelGrain, so two threads do split the channels.
+    struct Threads {  // sets the thread count, and restores it however the block ends
+      int previous = tg::get_num_threads();
+      explicit Threads(int n) { tg::set_num_threads(n); }
+      ~Threads() { tg::set_num_threads(previous); }
+    };
     for (const tg::Shape& s : {tg::Shape{8, 3, 30, 32}, tg::Shape{2048, 6, 2}, tg::Shape{4096, 6}})
-      for (const int threads : {1, 2}) {
+      for (const bool affine : {true, false}) {
         CAPTURE(tg::shape_str(s));
-        CAPTURE(threads);
-        const int previous = tg::get_num_threads();
-        tg::set_num_threads(threads);
+        CAPTURE(affine);
+        REQUIRE(3 * tg::product(s) >= 2 * tg::kParallelGrain);
         const std::size_t c = s[1];
         const tg::Tensor x = tg::randn(s, gen, 1.0, 2.0, tg::kFloat32).requires_grad_();
-        const tg::Tensor weight = tg::rand({c}, gen, 0.5, 1.5).requires_grad_();
-        const tg::Tensor bias = tg::randn({c}, gen).requires_grad_();
+        const tg::Tensor weight = affine ? tg::rand({c}, gen, 0.5, 1.5).requires_grad_() : tg::Tensor();
+        const tg::Tensor bias = affine ? tg::randn({c}, gen).requires_grad_() : tg::Tensor();
         const tg::Tensor dy = tg::randn(s, gen);
         const auto values = [](const tg::Tensor& t) { return t.detach().to(tg::kFloat64).to_xarray<double>(); };
-        const BatchNormReference want = batch_norm_reference(as_ncl(x), values(weight), values(bias), as_ncl(dy), eps);
-        const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
-        const auto grads = tg::grad({y}, {x, weight, bias}, {dy});
-        tg::set_num_threads(previous);
-        check_close(as_ncl(y), want.y, 1e-5);
-        check_close(as_ncl(grads[0]), want.dx, 1e-4);
-        check_close(values(grads[1]), want.dw, 1e-5);
-        check_close(values(grads[2]), want.db, 1e-5);
+        const xt::xarray<double> w = affine ? values(weight) : xt::xarray<double>(xt::ones<double>({c}));
+        const xt::xarray<double> b = affine ? values(bias) : xt::xarray<double>(xt::zeros<double>({c}));
+        const BatchNormReference want = batch_norm_reference(as_ncl(x), w, b, as_ncl(dy), eps);
+        std::vector<std::vector<xt::xarray<double>>> runs;
+        for (const int threads : {1, 2}) {
+          const Threads guard(threads);
+          const tg::Tensor y = tg::batch_norm(x, {}, {}, weight, bias, true, 0.1, eps);
+          const auto grads = affine ? tg::grad({y}, {x, weight, bias}, {dy}) : tg::grad({y}, {x}, {dy});
+          runs.push_back({as_ncl(y), as_ncl(grads[0])});
+          if (affine) {
+            runs.back().push_back(values(grads[1]));
+            runs.back().push_back(values(grads[2]));
+          }
+        }
+        check_close(runs[0][0], want.y, 1e-5);
+        check_close(runs[0][1], want.dx, 1e-4);
+        if (affine) {
+          check_close(runs[0][2], want.dw, 1e-5);
+          check_close(runs[0][3], want.db, 1e-5);
+        }
+        for (std::size_t k = 0; k < runs[0].size(); ++k) CHECK(runs[1][k] == runs[0][k]);  // bit for bit
       }
   }
   SUBCASE("float32 with a mean 10^4 times the spread: centred in double") {

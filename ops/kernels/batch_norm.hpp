@@ -57,8 +57,10 @@ void channel_sums(const ChannelRuns& r, std::size_t lo, std::size_t hi, double* 
 }
 
 // out[i] = channel(ch)(i) over the values of channels [lo, hi): channel(ch)
-// returns channel ch's function of the offset, with its constants held by
-// value, where the stores to out cannot be taken to change them.
+// returns channel ch's function of the offset, its constants copied. Along a
+// channel's runs that function is made once, so the stores to out cannot be
+// taken to change its constants; on (N, C) it is made per value, and the
+// loop vectorizes over the channels' constants instead.
 template <class T, class Channel>
 void channel_write(const ChannelRuns& r, std::size_t lo, std::size_t hi, T* out, Channel&& channel) {
   if (r.inner == 1) {  // as in channel_sums
