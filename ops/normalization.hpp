@@ -1,11 +1,11 @@
 // Normalization layers' functions, as torch.nn.functional has them:
 // x̂ = (x - mean) / √(var + eps) with the biased variance, then an optional
-// weight and bias (per element for layer_norm, per channel otherwise). layer_norm, group_norm and batch_norm in eval
-// are composed from reductions and elementwise ops, and every derivative of
-// theirs comes from the primitives' rules. batch_norm in training is one
-// primitive (its composite walks the batch many times over); its rule is
-// written again with tensor ops under create_graph, so it too differentiates
-// twice.
+// weight and bias (per element for layer_norm, per channel otherwise).
+// layer_norm, group_norm and batch_norm in eval are composed from
+// reductions and elementwise ops, and every derivative of theirs comes from
+// the primitives' rules. batch_norm in training is one primitive (its
+// composite walks the batch many times over); its rule is written again with
+// tensor ops under create_graph, so it too differentiates twice.
 #pragma once
 
 #include <cstddef>

@@ -80,8 +80,8 @@ void channel_write(const ChannelRuns& r, std::size_t lo, std::size_t hi, T* out,
 // y = (x - mean)·scale + b per channel, scale = w / √(var + eps), with the
 // batch's mean and biased variance: two passes, so that the centred sum of
 // squares does not cancel, and x - mean taken in double, so that a mean
-// large next to the spread does not either. w and b may be null (1 and 0). Writes the
-// statistics in double: mean, var and invstd = 1/√(var + eps).
+// large next to the spread does not either. w and b may be null (1 and 0).
+// Writes the statistics in double: mean, var and invstd = 1/√(var + eps).
 template <class T>
 void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, double* mean,
                         double* var, double* invstd) {
