@@ -10,31 +10,44 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tg {
 
 namespace {
 
-// Below this, a buffer's size class is its size (in 64-byte steps). Small
-// buffers are kept too: a 64-byte-aligned allocation does not come from
-// malloc's fast per-thread lists, and at batch 1 they cost 5 % of a step.
+// Buffers of 1 MiB and more come from the block pool below; smaller ones
+// from each thread's cache of size classes. Below kSizeClassBytes a class is
+// the size itself (in 64-byte steps). Small buffers are kept too: a
+// 64-byte-aligned allocation does not come from malloc's fast per-thread
+// lists, and at batch 1 they cost 5 % of a step.
+constexpr std::size_t kPooledBytes = std::size_t(1) << 20;
 constexpr std::size_t kSizeClassBytes = 64 * 1024;
+constexpr std::size_t kSegmentStep = 64 * 1024;  // segments are whole multiples
 constexpr std::size_t kAlignment = 64;
 std::atomic<std::size_t> cache_limit{std::size_t(1) << 30};
 
-// The bytes actually allocated for a request. Large buffers are kept by size
-// class, the request rounded up to 1/16 of its power of two (at most 6.25 %
-// more, and pages never touched cost nothing), so that tensors whose size
-// changes a little from step to step (max's tied positions, a last batch)
-// reuse each other's buffers instead of each leaving one behind.
+std::size_t round_up(std::size_t bytes, std::size_t step) {
+  return (std::max<std::size_t>(bytes, 1) + step - 1) / step * step;
+}
+bool pooled(std::size_t bytes) { return round_up(bytes, kAlignment) >= kPooledBytes; }
+
+// The bytes a small buffer takes: from 64 KiB up, the request rounded up to
+// 1/16 of its power of two (at most 6.25 % more, and pages never touched cost
+// nothing), so that tensors whose size changes a little from step to step
+// (max's tied positions, a last batch) reuse each other's buffers instead of
+// each leaving one behind.
 std::size_t capacity(std::size_t bytes) {
-  const std::size_t size = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  const std::size_t size = round_up(bytes, kAlignment);
   if (size < kSizeClassBytes) return size;
   const std::size_t step = (std::size_t(1) << (std::numeric_limits<unsigned long long>::digits - 1 -
                                                 __builtin_clzll(static_cast<unsigned long long>(size)))) / 16;
-  return (size + step - 1) / step * step;
+  return round_up(size, step);
 }
 
 // The process-wide counts behind memory_stats(): bytes storages hold
@@ -105,43 +118,187 @@ BufferCache* cache() {
   return &holder.cache;
 }
 
-}  // namespace
+// Large buffers: one pool for all threads, in PyTorch's manner. Each segment
+// is one allocation from the system; a request takes the smallest free block
+// that fits (best fit), split when at least kPooledBytes would be left over,
+// and a freed block merges with its free neighbours. So a buffer one layer
+// no longer needs serves the next layer's smaller arrays, where a cache of
+// size classes would keep both: in a training step the im2col columns of
+// one layer, dead by the time the layer before it runs backward, become that
+// layer's gradients. Large allocations are few (tens per step), so a mutex
+// costs nothing measurable, and a buffer freed on another thread is reused
+// at once.
+class BlockPool {
+ public:
+  // A block of at least `bytes` (a 64-byte multiple), counted: the smallest
+  // free one that fits, or a new segment; nullptr when the system refuses.
+  void* take(std::size_t bytes, std::size_t limit) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto fit = free_.lower_bound({bytes, nullptr});
+    if (limit == 0 || fit == free_.end()) return add_segment(round_up(bytes, kSegmentStep));
+    char* at = fit->second;
+    free_.erase(fit);
+    Block& block = blocks_.at(at);
+    if (block.size - bytes >= kPooledBytes) {  // the rest stays free
+      blocks_[at + bytes] = {block.size - bytes, true, block.segment};
+      free_.insert({block.size - bytes, at + bytes});
+      block.size = bytes;
+    }
+    block.free = false;
+    free_bytes_ -= block.size;
+    segments_.at(block.segment).last_use = ++clock_;
+    add_allocated(block.size);
+    return at;
+  }
 
-Storage::Storage(std::size_t bytes) : bytes_(bytes) {
+  // Frees the block at `data`, merging it with free neighbours, and keeps at
+  // most `limit` free bytes.
+  void give_back(void* data, std::size_t limit) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto block = blocks_.find(static_cast<char*>(data));
+    bytes_allocated.fetch_sub(block->second.size, std::memory_order_relaxed);
+    block->second.free = true;
+    free_bytes_ += block->second.size;
+    segments_.at(block->second.segment).last_use = ++clock_;
+    const auto next = std::next(block);
+    if (next != blocks_.end() && mergeable(block->second, next->second)) absorb(block, next);
+    if (block != blocks_.begin() && mergeable(std::prev(block)->second, block->second))
+      block = absorb(std::prev(block), block);
+    free_.insert({block->second.size, block->first});
+    trim_locked(limit);
+  }
+
+  // Returns whole free segments to the system, least recently used first,
+  // until at most `limit` free bytes are kept.
+  void trim(std::size_t limit) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    trim_locked(limit);
+  }
+  std::size_t free_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return free_bytes_;
+  }
+
+ private:
+  struct Block {
+    std::size_t size;
+    bool free;
+    char* segment;  // the address of the segment it lies in
+  };
+  struct Segment {
+    std::size_t size;
+    std::uint64_t last_use;
+  };
+  using Blocks = std::map<char*, Block>;  // by address: neighbours are adjacent entries
+
+  using Segments = std::map<char*, Segment>;
+
+  void trim_locked(std::size_t limit) {
+    while (free_bytes_ > limit) {
+      const auto oldest = oldest_free_segment();
+      if (oldest == segments_.end()) return;  // the free bytes lie in segments in use
+      free_.erase({oldest->second.size, oldest->first});
+      blocks_.erase(oldest->first);
+      free_bytes_ -= oldest->second.size;
+      release(oldest->first, oldest->second.size);
+      segments_.erase(oldest);
+    }
+  }
+  void* add_segment(std::size_t bytes) {
+    char* at = static_cast<char*>(std::aligned_alloc(kAlignment, bytes));
+    if (!at) return nullptr;
+    segments_[at] = {bytes, ++clock_};
+    blocks_[at] = {bytes, false, at};
+    add_reserved(bytes);
+    add_allocated(bytes);
+    return at;
+  }
+  static bool mergeable(const Block& a, const Block& b) { return a.free && b.free && a.segment == b.segment; }
+  // Merges `second` into `first`, its free neighbour, taking both out of the
+  // free index (the caller files the result).
+  Blocks::iterator absorb(Blocks::iterator first, Blocks::iterator second) {
+    free_.erase({first->second.size, first->first});
+    free_.erase({second->second.size, second->first});
+    first->second.size += second->second.size;
+    blocks_.erase(second);
+    return first;
+  }
+  // The wholly free segment used longest ago, or end().
+  Segments::iterator oldest_free_segment() {
+    auto oldest = segments_.end();
+    for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+      const Block& first = blocks_.at(it->first);
+      const bool whole_and_free = first.free && first.size == it->second.size;
+      if (whole_and_free && (oldest == segments_.end() || it->second.last_use < oldest->second.last_use)) oldest = it;
+    }
+    return oldest;
+  }
+
+  std::mutex mutex_;
+  Blocks blocks_;
+  std::set<std::pair<std::size_t, char*>> free_;  // free blocks by size, then address
+  Segments segments_;
+  std::size_t free_bytes_ = 0;
+  std::uint64_t clock_ = 0;
+};
+
+// Never destroyed: storages may die during static destruction.
+BlockPool& block_pool() {
+  static BlockPool* pool = new BlockPool;
+  return *pool;
+}
+
+// A buffer of `bytes` from this thread's cache or the system, counted.
+void* take_small(std::size_t bytes) {
   const std::size_t size = capacity(bytes);
   BufferCache* c = cache();
   if (c) {
     auto it = c->by_size.find(size);
     if (it != c->by_size.end() && !it->second.buffers.empty()) {
-      data_ = it->second.buffers.back();
+      void* data = it->second.buffers.back();
       it->second.buffers.pop_back();
       it->second.last_use = ++c->clock;
       c->bytes -= size;
       add_allocated(size);
-      return;
+      return data;
     }
   }
-  data_ = std::aligned_alloc(kAlignment, size);
-  if (!data_)
-    throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
-  add_reserved(size);
-  add_allocated(size);
+  void* data = std::aligned_alloc(kAlignment, size);
+  if (data) {
+    add_reserved(size);
+    add_allocated(size);
+  }
+  return data;
 }
 
-Storage::~Storage() {
-  const std::size_t size = capacity(bytes_);
+void keep_small(void* data, std::size_t bytes) {
+  const std::size_t size = capacity(bytes);
   bytes_allocated.fetch_sub(size, std::memory_order_relaxed);
   BufferCache* c = cache();
   const std::size_t limit = cache_limit;
   if (c && size <= limit) {
     c->make_room(size, limit);
     SizeClass& kept = c->by_size[size];
-    kept.buffers.push_back(data_);
+    kept.buffers.push_back(data);
     kept.last_use = ++c->clock;
     c->bytes += size;
     return;
   }
-  release(data_, size);
+  release(data, size);
+}
+
+}  // namespace
+
+Storage::Storage(std::size_t bytes) : bytes_(bytes) {
+  data_ = pooled(bytes) ? block_pool().take(round_up(bytes, kAlignment), cache_limit) : take_small(bytes);
+  if (!data_) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
+}
+
+Storage::~Storage() {
+  if (pooled(bytes_))
+    block_pool().give_back(data_, cache_limit);
+  else
+    keep_small(data_, bytes_);
 }
 
 std::uint64_t system_memory_bytes() {
@@ -159,17 +316,19 @@ std::uint64_t system_memory_bytes() {
 void set_buffer_cache_limit(std::size_t bytes) {
   cache_limit = bytes;
   if (BufferCache* c = cache()) c->make_room(0, bytes);
+  block_pool().trim(bytes);
 }
 
 std::size_t buffer_cache_limit() { return cache_limit; }
 
 std::size_t buffer_cache_bytes() {
   const BufferCache* c = cache();
-  return c ? c->bytes : 0;
+  return (c ? c->bytes : 0) + block_pool().free_bytes();
 }
 
 void clear_buffer_cache() {
   if (BufferCache* c = cache()) c->clear();
+  block_pool().trim(0);
 }
 
 MemoryStats memory_stats() {

@@ -5,9 +5,10 @@
 // iteration (im2col columns, activations, their gradients). Fresh memory from
 // the system costs a page fault per 4 KiB on first touch, which measured here
 // at more than a third of a conv layer's time. So when a storage dies its
-// buffer is kept, per thread and per size class, and the next storage
-// of that size class takes it instead of new memory. A full cache drops the
-// sizes used longest ago first.
+// buffer is kept for the next one. Buffers of 1 MiB and more go to one pool
+// shared by all threads, which splits and merges blocks so that one layer's
+// dead arrays serve another's of other sizes; smaller ones are kept per
+// thread and per size class. Full caches drop what was used longest ago.
 #pragma once
 
 #include <cstddef>
@@ -45,19 +46,22 @@ class Storage {
 // overcommit such an allocation may succeed and fail only when touched).
 std::uint64_t system_memory_bytes();
 
-// Upper bound on the bytes kept per thread (default 1 GiB); 0 disables reuse.
-// Lowering it frees this thread's least recently used buffers down to it.
+// Upper bound on the free bytes kept, by each thread's cache of small buffers
+// and by the pool of large ones (default 1 GiB each); 0 disables reuse.
+// Lowering it frees this thread's and the pool's least recently used buffers
+// down to it. The pool gives memory back to the system in whole segments,
+// so free blocks inside a segment still in use stay until it is all free.
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_limit();
-std::size_t buffer_cache_bytes();  // kept now on this thread
-void clear_buffer_cache();         // frees what this thread keeps
+std::size_t buffer_cache_bytes();  // kept now by this thread and the pool
+void clear_buffer_cache();         // frees what they keep
 
-// Tensor memory in this process, in bytes as allocated (size classes
-// included), in PyTorch's terms for its caching allocator: `allocated` is
-// what storages hold now, `reserved` that plus what the buffer caches of all
-// threads keep for reuse, and the max_ fields their largest values since the
-// start or reset_peak_memory(). max_reserved estimates the resident memory
-// a training step adds (it counts size classes whole, touched or not, and
+// Tensor memory in this process, in bytes as allocated (size classes and
+// unsplit block remainders included), in PyTorch's terms for its caching
+// allocator: `allocated` is what storages hold now, `reserved` that plus what
+// the caches keep for reuse, and the max_ fields their largest values since
+// the start or reset_peak_memory(). max_reserved estimates the resident
+// memory a training step adds (it counts buffers whole, touched or not, and
 // not what malloc keeps after a free); max_allocated is what its tensors
 // needed at once.
 struct MemoryStats {

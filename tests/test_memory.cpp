@@ -151,21 +151,94 @@ TEST_CASE("two threads, each training its own model, do not interfere") {
   CHECK(a == alone);  // the same run alone gives the same numbers
 }
 
-TEST_CASE("a full buffer cache keeps taking the sizes in use, dropping those used longest ago") {
+TEST_CASE("a full cache of small buffers keeps taking the sizes in use, dropping those used longest ago") {
   const std::size_t limit = tg::buffer_cache_limit();
   tg::clear_buffer_cache();
-  tg::set_buffer_cache_limit(8 << 20);
-  // 64 sizes of 1 MiB and more, each used once: more than the cache holds.
-  for (std::size_t k = 0; k < 64; ++k) (void)tg::empty({(1 << 18) + k * 4096});
-  CHECK(tg::buffer_cache_bytes() <= std::size_t(8 << 20));
+  tg::set_buffer_cache_limit(2 << 20);
+  // 64 sizes from 256 KiB up (below the pool's 1 MiB), each used once: more
+  // than the cache holds.
+  for (std::size_t k = 0; k < 64; ++k) (void)tg::empty({(1 << 16) + k * 1024});
+  CHECK(tg::buffer_cache_bytes() <= std::size_t(2 << 20));
   // A size in use now is still kept when freed, and the next tensor of a
   // size a little apart (the same size class) takes it from the cache.
-  (void)tg::empty({(1 << 19) + 100});
+  (void)tg::empty({(1 << 17) + 100});
   const std::size_t with_it = tg::buffer_cache_bytes();
-  const tg::Tensor reused = tg::empty({(1 << 19) + 1000});
+  const tg::Tensor reused = tg::empty({(1 << 17) + 1000});
   CHECK(tg::buffer_cache_bytes() < with_it);
   tg::set_buffer_cache_limit(limit);
   tg::clear_buffer_cache();
+}
+
+namespace {
+
+constexpr std::size_t kMiB = std::size_t(1) << 20;
+Tensor float_buffer(std::size_t bytes) { return tg::empty({bytes / sizeof(float)}); }
+const float* at(const float* base, std::size_t bytes) { return base + bytes / sizeof(float); }
+
+}  // namespace
+
+TEST_CASE("large buffers: the smallest free block that fits, split, merged again, shared by threads") {
+  const std::size_t limit = tg::buffer_cache_limit();
+  tg::clear_buffer_cache();
+  const tg::MemoryStats start = tg::memory_stats();
+  auto added_reserved = [&] { return tg::memory_stats().reserved - start.reserved; };
+  auto added_allocated = [&] { return tg::memory_stats().allocated - start.allocated; };
+
+  const float* base = float_buffer(8 * kMiB).data<float>();  // one segment, free again at once
+  CHECK(added_reserved() == 8 * kMiB);
+  CHECK(tg::buffer_cache_bytes() == 8 * kMiB);
+  const float* other = nullptr;
+  {
+    Tensor a = float_buffer(3 * kMiB);  // split off the free segment's front
+    const Tensor b = float_buffer(7 * kMiB / 2);
+    CHECK(a.data<float>() == base);
+    CHECK(b.data<float>() == at(base, 3 * kMiB));
+    CHECK(added_allocated() == 13 * kMiB / 2);
+    {
+      // 1.5 MiB are left; less than 1 MiB would remain, so c takes them whole.
+      const Tensor c = float_buffer(kMiB + 64);
+      CHECK(c.data<float>() == at(base, 13 * kMiB / 2));
+      CHECK(added_allocated() == 8 * kMiB);
+      CHECK(tg::buffer_cache_bytes() == 0);
+    }
+    a = Tensor();  // free: 3 MiB at the front, 1.5 MiB at the back, b between
+    CHECK(tg::buffer_cache_bytes() == 9 * kMiB / 2);
+    const Tensor d = float_buffer(5 * kMiB / 4);  // best fit: the smaller block
+    CHECK(d.data<float>() == at(base, 13 * kMiB / 2));
+    const Tensor e = float_buffer(4 * kMiB);  // no free block is large enough
+    other = e.data<float>();
+    CHECK(added_reserved() == 12 * kMiB);
+  }
+  // Everything merged back into whole segments.
+  CHECK(tg::buffer_cache_bytes() == 12 * kMiB);
+  CHECK(float_buffer(8 * kMiB).data<float>() == base);
+  CHECK(float_buffer(4 * kMiB).data<float>() == other);
+  CHECK(added_reserved() == 12 * kMiB);
+
+  // A buffer another thread frees is the pool's, not that thread's: this
+  // thread takes it after the other has ended.
+  const float* theirs = nullptr;
+  std::thread([&] { theirs = float_buffer(16 * kMiB).data<float>(); }).join();
+  CHECK(added_reserved() == 28 * kMiB);
+  CHECK(float_buffer(16 * kMiB).data<float>() == theirs);
+  CHECK(added_reserved() == 28 * kMiB);
+
+  // The limit on free bytes gives whole segments back, the one used longest
+  // ago (the 8 MiB) first.
+  tg::set_buffer_cache_limit(20 * kMiB);
+  CHECK(added_reserved() == 20 * kMiB);
+  CHECK(float_buffer(4 * kMiB).data<float>() == other);
+  {
+    // A segment partly in use keeps its free rest: memory goes back whole.
+    const Tensor part = float_buffer(kMiB);
+    CHECK(part.data<float>() == other);
+    tg::set_buffer_cache_limit(0);
+    CHECK(added_reserved() == 4 * kMiB);
+    CHECK(tg::buffer_cache_bytes() == 3 * kMiB);
+  }
+  CHECK(added_reserved() == 0);
+  CHECK(tg::buffer_cache_bytes() == 0);
+  tg::set_buffer_cache_limit(limit);
 }
 
 TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their largest values") {
@@ -177,12 +250,12 @@ TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their lar
   CHECK(before.max_reserved == before.reserved);
   CHECK(before.reserved >= before.allocated);
 
-  const std::size_t buffer = std::size_t(4) << 20;  // 4 MiB of float32: a size class of its own
+  const std::size_t buffer = std::size_t(4) << 20;  // 4 MiB of float32, from the pool
   {
     const tg::Tensor a = tg::empty({buffer / 4});
     const tg::MemoryStats held = tg::memory_stats();
     CHECK(held.allocated == before.allocated + buffer);
-    CHECK(held.reserved == before.reserved + buffer);  // new memory: the cache had none of this size
+    CHECK(held.reserved == before.reserved + buffer);  // new memory: the pool had nothing free
   }
   const tg::MemoryStats freed = tg::memory_stats();
   CHECK(freed.allocated == before.allocated);
@@ -204,11 +277,13 @@ TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their lar
   CHECK(tg::memory_stats().reserved == before.reserved);
   tg::set_buffer_cache_limit(limit);
 
-  // Another thread's tensors count while they live, and its cache goes back
-  // to the system when the thread ends.
+  // Another thread's tensors count while they live, and its cache of small
+  // buffers goes back to the system when the thread ends.
+  const std::size_t small = 4096;
   std::thread([&] {
-    const tg::Tensor e = tg::empty({buffer / 4});
-    CHECK(tg::memory_stats().allocated == before.allocated + buffer);
+    const tg::Tensor e = tg::empty({small / 4});
+    CHECK(tg::memory_stats().allocated == before.allocated + small);
+    CHECK(tg::memory_stats().reserved == before.reserved + small);
   }).join();
   CHECK(tg::memory_stats().allocated == before.allocated);
   CHECK(tg::memory_stats().reserved == before.reserved);
