@@ -3,6 +3,7 @@
 #ifdef __linux__
 #include <sys/sysinfo.h>
 #endif
+#include <sanitizer/asan_interface.h>  // no-op macros outside AddressSanitizer builds
 
 #include <algorithm>
 #include <limits>
@@ -50,6 +51,15 @@ std::size_t capacity(std::size_t bytes) {
   return round_up(size, step);
 }
 
+// Under AddressSanitizer the bytes no tensor may touch (a kept buffer, and a
+// buffer's rest past what was asked for) are marked unaddressable, so that
+// reuse does not hide a write past a tensor's end or into a dead tensor.
+void expose(void* data, std::size_t bytes, std::size_t held) {
+  ASAN_UNPOISON_MEMORY_REGION(data, bytes);
+  ASAN_POISON_MEMORY_REGION(static_cast<char*>(data) + bytes, held - bytes);
+}
+void hide(void* data, std::size_t held) { ASAN_POISON_MEMORY_REGION(data, held); }
+
 // The process-wide counts behind memory_stats(): bytes storages hold
 // (allocated) and bytes taken from the system and not yet given back
 // (reserved: allocated plus every cache). Each changes on its own events,
@@ -70,6 +80,7 @@ void add_reserved(std::size_t size) {
   raise_to(max_reserved, bytes_reserved.fetch_add(size, std::memory_order_relaxed) + size);
 }
 void release(void* buffer, std::size_t size) {  // back to the system
+  ASAN_UNPOISON_MEMORY_REGION(buffer, size);
   std::free(buffer);
   bytes_reserved.fetch_sub(size, std::memory_order_relaxed);
 }
@@ -130,24 +141,26 @@ BufferCache* cache() {
 // at once.
 class BlockPool {
  public:
-  // A block of at least `bytes` (a 64-byte multiple), counted: the smallest
-  // free one that fits, or a new segment; nullptr when the system refuses.
+  // A block for `bytes`, counted: the smallest free one that fits, or a new
+  // segment; nullptr when the system refuses.
   void* take(std::size_t bytes, std::size_t limit) {
+    const std::size_t need = round_up(bytes, kAlignment);
     std::lock_guard<std::mutex> lock(mutex_);
-    const auto fit = free_.lower_bound({bytes, nullptr});
-    if (limit == 0 || fit == free_.end()) return add_segment(round_up(bytes, kSegmentStep));
+    const auto fit = free_.lower_bound({need, nullptr});
+    if (limit == 0 || fit == free_.end()) return add_segment(bytes, round_up(need, kSegmentStep));
     char* at = fit->second;
     free_.erase(fit);
     Block& block = blocks_.at(at);
-    if (block.size - bytes >= kPooledBytes) {  // the rest stays free
-      blocks_[at + bytes] = {block.size - bytes, true, block.segment};
-      free_.insert({block.size - bytes, at + bytes});
-      block.size = bytes;
+    if (block.size - need >= kPooledBytes) {  // the rest stays free
+      blocks_[at + need] = {block.size - need, true, block.segment};
+      free_.insert({block.size - need, at + need});
+      block.size = need;
     }
     block.free = false;
     free_bytes_ -= block.size;
     segments_.at(block.segment).last_use = ++clock_;
     add_allocated(block.size);
+    expose(at, bytes, block.size);
     return at;
   }
 
@@ -157,6 +170,7 @@ class BlockPool {
     std::lock_guard<std::mutex> lock(mutex_);
     auto block = blocks_.find(static_cast<char*>(data));
     bytes_allocated.fetch_sub(block->second.size, std::memory_order_relaxed);
+    hide(data, block->second.size);
     block->second.free = true;
     free_bytes_ += block->second.size;
     segments_.at(block->second.segment).last_use = ++clock_;
@@ -204,13 +218,14 @@ class BlockPool {
       segments_.erase(oldest);
     }
   }
-  void* add_segment(std::size_t bytes) {
-    char* at = static_cast<char*>(std::aligned_alloc(kAlignment, bytes));
+  void* add_segment(std::size_t bytes, std::size_t size) {
+    char* at = static_cast<char*>(std::aligned_alloc(kAlignment, size));
     if (!at) return nullptr;
-    segments_[at] = {bytes, ++clock_};
-    blocks_[at] = {bytes, false, at};
-    add_reserved(bytes);
-    add_allocated(bytes);
+    segments_[at] = {size, ++clock_};
+    blocks_[at] = {size, false, at};
+    add_reserved(size);
+    add_allocated(size);
+    expose(at, bytes, size);
     return at;
   }
   static bool mergeable(const Block& a, const Block& b) { return a.free && b.free && a.segment == b.segment; }
@@ -260,6 +275,7 @@ void* take_small(std::size_t bytes) {
       it->second.last_use = ++c->clock;
       c->bytes -= size;
       add_allocated(size);
+      expose(data, bytes, size);
       return data;
     }
   }
@@ -267,6 +283,7 @@ void* take_small(std::size_t bytes) {
   if (data) {
     add_reserved(size);
     add_allocated(size);
+    expose(data, bytes, size);
   }
   return data;
 }
@@ -277,6 +294,7 @@ void keep_small(void* data, std::size_t bytes) {
   BufferCache* c = cache();
   const std::size_t limit = cache_limit;
   if (c && size <= limit) {
+    hide(data, size);
     c->make_room(size, limit);
     SizeClass& kept = c->by_size[size];
     kept.buffers.push_back(data);
@@ -290,7 +308,7 @@ void keep_small(void* data, std::size_t bytes) {
 }  // namespace
 
 Storage::Storage(std::size_t bytes) : bytes_(bytes) {
-  data_ = pooled(bytes) ? block_pool().take(round_up(bytes, kAlignment), cache_limit) : take_small(bytes);
+  data_ = pooled(bytes) ? block_pool().take(bytes, cache_limit) : take_small(bytes);
   if (!data_) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
 }
 

@@ -23,6 +23,16 @@
 #ifdef TAPEGRAD_TEST_SANITIZER
 #include <sanitizer/allocator_interface.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TAPEGRAD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TAPEGRAD_TEST_ASAN 1
+#endif
+#endif
+#ifdef TAPEGRAD_TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 using tg::Tensor;
 
@@ -240,6 +250,25 @@ TEST_CASE("large buffers: the smallest free block that fits, split, merged again
   CHECK(tg::buffer_cache_bytes() == 0);
   tg::set_buffer_cache_limit(limit);
 }
+
+#ifdef TAPEGRAD_TEST_ASAN
+TEST_CASE("under AddressSanitizer, reused memory still catches writes past a tensor's end or into a dead one") {
+  // A small buffer (100 bytes in a 128-byte class) and a pooled one (3 MiB
+  // and 20 bytes in a block of whole 64 KiB steps), each made twice: fresh
+  // from the system and again from the cache.
+  for (const std::size_t n : {std::size_t(25), (std::size_t(3) << 18) + 5})
+    for (int round = 0; round < 2; ++round) {
+      const float* p = nullptr;
+      {
+        const Tensor t = tg::empty({n});
+        p = t.data<float>();
+        CHECK(__asan_region_is_poisoned(const_cast<float*>(p), n * sizeof(float)) == nullptr);
+        CHECK(__asan_address_is_poisoned(p + n) == 1);  // the first byte past the end
+      }
+      CHECK(__asan_address_is_poisoned(p) == 1);  // kept for reuse, not to be touched
+    }
+}
+#endif
 
 TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their largest values") {
   const std::size_t limit = tg::buffer_cache_limit();
