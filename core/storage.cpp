@@ -3,9 +3,15 @@
 #ifdef __linux__
 #include <sys/sysinfo.h>
 #endif
+#if __has_include(<sanitizer/asan_interface.h>)
 #include <sanitizer/asan_interface.h>  // no-op macros outside AddressSanitizer builds
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
 
 #include <atomic>
@@ -29,7 +35,7 @@ namespace {
 // lists, and at batch 1 they cost 5 % of a step.
 constexpr std::size_t kPooledBytes = std::size_t(1) << 20;
 constexpr std::size_t kSizeClassBytes = 64 * 1024;
-constexpr std::size_t kSegmentStep = 64 * 1024;  // segments are whole multiples
+constexpr std::size_t kSegmentStep = 64 * 1024;  // a new segment's size is a multiple of this
 constexpr std::size_t kAlignment = 64;
 std::atomic<std::size_t> cache_limit{std::size_t(1) << 30};
 
@@ -129,64 +135,63 @@ BufferCache* cache() {
   return &holder.cache;
 }
 
-// Large buffers: one pool for all threads, in PyTorch's manner. Each segment
-// is one allocation from the system; a request takes the smallest free block
-// that fits (best fit), split when at least kPooledBytes would be left over,
-// and a freed block merges with its free neighbours. So a buffer one layer
-// no longer needs serves the next layer's smaller arrays, where a cache of
-// size classes would keep both: in a training step the im2col columns of
-// one layer, dead by the time the layer before it runs backward, become that
-// layer's gradients. Large allocations are few (tens per step), so a mutex
-// costs nothing measurable, and a buffer freed on another thread is reused
-// at once.
+// Large buffers: one pool for all threads, in the manner of PyTorch's CUDA
+// caching allocator. Each segment is one allocation from the system; a
+// request takes the smallest free block that fits (best fit), split when at
+// least kPooledBytes would be left over, and a freed block merges with its
+// free neighbours. So a buffer one layer no longer needs serves the next
+// layer's smaller arrays, where a cache of size classes would keep both: in
+// a training step the im2col columns of a layer, dead once its backward is
+// done, hold the gradients of the layer before it. Large allocations are few
+// (tens per step), so one mutex costs nothing measurable, and a buffer freed
+// on another thread is reused at once. The limit (cache_limit) is read under
+// the mutex, so that a new limit applies to every free that follows it.
 class BlockPool {
  public:
   // A block for `bytes`, counted: the smallest free one that fits, or a new
   // segment; nullptr when the system refuses.
-  void* take(std::size_t bytes, std::size_t limit) {
+  void* take(std::size_t bytes) {
     const std::size_t need = round_up(bytes, kAlignment);
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto fit = free_.lower_bound({need, nullptr});
-    if (limit == 0 || fit == free_.end()) return add_segment(bytes, round_up(need, kSegmentStep));
-    char* at = fit->second;
-    free_.erase(fit);
-    Block& block = blocks_.at(at);
-    if (block.size - need >= kPooledBytes) {  // the rest stays free
-      blocks_[at + need] = {block.size - need, true, block.segment};
-      free_.insert({block.size - need, at + need});
-      block.size = need;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto fit = free_.lower_bound({need, nullptr});
+      if (cache_limit > 0 && fit != free_.end()) return claim(fit, bytes, need);
     }
-    block.free = false;
-    free_bytes_ -= block.size;
-    segments_.at(block.segment).last_use = ++clock_;
-    add_allocated(block.size);
-    expose(at, bytes, block.size);
-    return at;
+    return add_segment(bytes, round_up(need, kSegmentStep));
   }
 
-  // Frees the block at `data`, merging it with free neighbours, and keeps at
-  // most `limit` free bytes.
-  void give_back(void* data, std::size_t limit) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto block = blocks_.find(static_cast<char*>(data));
-    bytes_allocated.fetch_sub(block->second.size, std::memory_order_relaxed);
-    hide(data, block->second.size);
-    block->second.free = true;
-    free_bytes_ += block->second.size;
-    segments_.at(block->second.segment).last_use = ++clock_;
-    const auto next = std::next(block);
-    if (next != blocks_.end() && mergeable(block->second, next->second)) absorb(block, next);
-    if (block != blocks_.begin() && mergeable(std::prev(block)->second, block->second))
-      block = absorb(std::prev(block), block);
-    free_.insert({block->second.size, block->first});
-    trim_locked(limit);
+  // Frees the block at `data` (merged with its free neighbours) and gives
+  // whole free segments back to the system past the limit.
+  void give_back(void* data) {
+    std::vector<std::pair<char*, std::size_t>> unused;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto block = blocks_.find(static_cast<char*>(data));
+      assert(block != blocks_.end() && !block->second.free);
+      bytes_allocated.fetch_sub(block->second.size, std::memory_order_relaxed);
+      hide(data, block->second.size);
+      block->second.free = true;
+      free_bytes_ += block->second.size;
+      segments_.at(block->second.segment).last_use = ++clock_;
+      const auto next = std::next(block);
+      if (next != blocks_.end() && mergeable(block->second, next->second)) merge(block, next);
+      if (block != blocks_.begin() && mergeable(std::prev(block)->second, block->second))
+        block = merge(std::prev(block), block);
+      free_.insert({block->second.size, block->first});
+      unused = trim_locked(cache_limit);
+    }
+    for (const auto& [at, size] : unused) release(at, size);
   }
 
-  // Returns whole free segments to the system, least recently used first,
-  // until at most `limit` free bytes are kept.
+  // Gives whole free segments back to the system, least recently used first,
+  // until at most `limit` free bytes are kept or none is wholly free.
   void trim(std::size_t limit) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    trim_locked(limit);
+    std::vector<std::pair<char*, std::size_t>> unused;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      unused = trim_locked(limit);
+    }
+    for (const auto& [at, size] : unused) release(at, size);
   }
   std::size_t free_bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -204,36 +209,71 @@ class BlockPool {
     std::uint64_t last_use;
   };
   using Blocks = std::map<char*, Block>;  // by address: neighbours are adjacent entries
-
   using Segments = std::map<char*, Segment>;
+  using FreeIndex = std::set<std::pair<std::size_t, char*>>;  // free blocks by size, then address
 
-  void trim_locked(std::size_t limit) {
+  // Hands out the free block at `fit` for `bytes` (`need` rounded), its rest
+  // split off as a free block of its own when at least kPooledBytes.
+  void* claim(FreeIndex::iterator fit, std::size_t bytes, std::size_t need) {
+    char* at = fit->second;
+    Block& block = blocks_.at(at);
+    if (block.size - need >= kPooledBytes) {  // inserted first: a failed insert leaves the pool whole
+      free_.insert({block.size - need, at + need});
+      blocks_.emplace(at + need, Block{block.size - need, true, block.segment});
+      block.size = need;
+    }
+    free_.erase(fit);
+    block.free = false;
+    free_bytes_ -= block.size;
+    segments_.at(block.segment).last_use = ++clock_;
+    add_allocated(block.size);
+    expose(at, bytes, block.size);
+    return at;
+  }
+
+  // A new segment of `segment_size` bytes, in use as one block for `bytes`.
+  void* add_segment(std::size_t bytes, std::size_t segment_size) {
+    char* at = static_cast<char*>(std::aligned_alloc(kAlignment, segment_size));
+    if (!at) return nullptr;
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      segments_.emplace(at, Segment{segment_size, ++clock_});
+      blocks_.emplace(at, Block{segment_size, false, at});
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      segments_.erase(at);
+      std::free(at);
+      throw;
+    }
+    add_reserved(segment_size);
+    add_allocated(segment_size);
+    expose(at, bytes, segment_size);
+    return at;
+  }
+
+  // Takes the wholly free segments out of the pool, least recently used
+  // first, until at most `limit` free bytes are kept; the caller releases
+  // them after unlocking.
+  std::vector<std::pair<char*, std::size_t>> trim_locked(std::size_t limit) {
+    std::vector<std::pair<char*, std::size_t>> unused;
     while (free_bytes_ > limit) {
       const auto oldest = oldest_free_segment();
-      if (oldest == segments_.end()) return;  // the free bytes lie in segments in use
+      if (oldest == segments_.end()) break;  // the free bytes lie in segments in use
       free_.erase({oldest->second.size, oldest->first});
       blocks_.erase(oldest->first);
       free_bytes_ -= oldest->second.size;
-      release(oldest->first, oldest->second.size);
+      unused.emplace_back(oldest->first, oldest->second.size);
       segments_.erase(oldest);
     }
+    return unused;
   }
-  void* add_segment(std::size_t bytes, std::size_t size) {
-    char* at = static_cast<char*>(std::aligned_alloc(kAlignment, size));
-    if (!at) return nullptr;
-    segments_[at] = {size, ++clock_};
-    blocks_[at] = {size, false, at};
-    add_reserved(size);
-    add_allocated(size);
-    expose(at, bytes, size);
-    return at;
-  }
+
   static bool mergeable(const Block& a, const Block& b) { return a.free && b.free && a.segment == b.segment; }
-  // Merges `second` into `first`, its free neighbour, taking both out of the
-  // free index (the caller files the result).
-  Blocks::iterator absorb(Blocks::iterator first, Blocks::iterator second) {
+  // Merges the block `second` into its neighbour `first`, both free; the
+  // result is out of the free index for the caller to file.
+  Blocks::iterator merge(Blocks::iterator first, Blocks::iterator second) {
     free_.erase({first->second.size, first->first});
-    free_.erase({second->second.size, second->first});
+    free_.erase({second->second.size, second->first});  // one of the two was just freed, not yet filed
     first->second.size += second->second.size;
     blocks_.erase(second);
     return first;
@@ -251,7 +291,7 @@ class BlockPool {
 
   std::mutex mutex_;
   Blocks blocks_;
-  std::set<std::pair<std::size_t, char*>> free_;  // free blocks by size, then address
+  FreeIndex free_;
   Segments segments_;
   std::size_t free_bytes_ = 0;
   std::uint64_t clock_ = 0;
@@ -308,13 +348,13 @@ void keep_small(void* data, std::size_t bytes) {
 }  // namespace
 
 Storage::Storage(std::size_t bytes) : bytes_(bytes) {
-  data_ = pooled(bytes) ? block_pool().take(bytes, cache_limit) : take_small(bytes);
+  data_ = pooled(bytes) ? block_pool().take(bytes) : take_small(bytes);
   if (!data_) throw Error("tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
 }
 
 Storage::~Storage() {
   if (pooled(bytes_))
-    block_pool().give_back(data_, cache_limit);
+    block_pool().give_back(data_);
   else
     keep_small(data_, bytes_);
 }
@@ -351,8 +391,10 @@ void clear_buffer_cache() {
 
 MemoryStats memory_stats() {
   MemoryStats m;
-  m.allocated = bytes_allocated.load(std::memory_order_relaxed);
+  // Two loads, not one snapshot: a free and release on another thread
+  // between them could show more allocated than reserved.
   m.reserved = bytes_reserved.load(std::memory_order_relaxed);
+  m.allocated = std::min(bytes_allocated.load(std::memory_order_relaxed), m.reserved);
   m.max_allocated = max_allocated.load(std::memory_order_relaxed);
   m.max_reserved = max_reserved.load(std::memory_order_relaxed);
   return m;
@@ -361,6 +403,9 @@ MemoryStats memory_stats() {
 void reset_peak_memory() {
   max_allocated.store(bytes_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed);
   max_reserved.store(bytes_reserved.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  // A peak another thread reached between a load and its store stays counted.
+  raise_to(max_allocated, bytes_allocated.load(std::memory_order_relaxed));
+  raise_to(max_reserved, bytes_reserved.load(std::memory_order_relaxed));
 }
 
 }  // namespace tg

@@ -46,15 +46,17 @@ class Storage {
 // overcommit such an allocation may succeed and fail only when touched).
 std::uint64_t system_memory_bytes();
 
-// Upper bound on the free bytes kept, by each thread's cache of small buffers
-// and by the pool of large ones (default 1 GiB each); 0 disables reuse.
-// Lowering it frees this thread's and the pool's least recently used buffers
-// down to it. The pool gives memory back to the system in whole segments,
-// so free blocks inside a segment still in use stay until it is all free.
+// The free bytes kept for reuse by each thread's cache of small buffers and
+// by the pool of large ones (default 1 GiB each); 0 disables reuse. Lowering
+// it frees this thread's and the pool's least recently used buffers down to
+// it. The pool gives memory back to the system in whole segments, so it may
+// keep more: free blocks of a segment still partly in use stay until the
+// whole segment is free (and then go at the next free past the limit).
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_limit();
 std::size_t buffer_cache_bytes();  // kept now by this thread and the pool
-void clear_buffer_cache();         // frees what they keep
+// Frees this thread's small buffers and the pool's wholly free segments.
+void clear_buffer_cache();
 
 // Tensor memory in this process, in bytes as allocated (size classes and
 // unsplit block remainders included), in PyTorch's terms for its caching

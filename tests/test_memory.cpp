@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <unistd.h>
@@ -161,9 +163,27 @@ TEST_CASE("two threads, each training its own model, do not interfere") {
   CHECK(a == alone);  // the same run alone gives the same numbers
 }
 
+namespace {
+
+constexpr std::size_t kMiB = std::size_t(1) << 20;
+Tensor float_buffer(std::size_t bytes) { return tg::empty({bytes / sizeof(float)}); }
+const float* at(const float* base, std::size_t bytes) { return base + bytes / sizeof(float); }
+
+// Empties the caches, and restores the limit and empties them again on the
+// way out, however the test case ends.
+struct FreshCaches {
+  std::size_t limit = tg::buffer_cache_limit();
+  FreshCaches() { tg::clear_buffer_cache(); }
+  ~FreshCaches() {
+    tg::set_buffer_cache_limit(limit);
+    tg::clear_buffer_cache();
+  }
+};
+
+}  // namespace
+
 TEST_CASE("a full cache of small buffers keeps taking the sizes in use, dropping those used longest ago") {
-  const std::size_t limit = tg::buffer_cache_limit();
-  tg::clear_buffer_cache();
+  const FreshCaches fresh;
   tg::set_buffer_cache_limit(2 << 20);
   // 64 sizes from 256 KiB up (below the pool's 1 MiB), each used once: more
   // than the cache holds.
@@ -175,21 +195,10 @@ TEST_CASE("a full cache of small buffers keeps taking the sizes in use, dropping
   const std::size_t with_it = tg::buffer_cache_bytes();
   const tg::Tensor reused = tg::empty({(1 << 17) + 1000});
   CHECK(tg::buffer_cache_bytes() < with_it);
-  tg::set_buffer_cache_limit(limit);
-  tg::clear_buffer_cache();
 }
 
-namespace {
-
-constexpr std::size_t kMiB = std::size_t(1) << 20;
-Tensor float_buffer(std::size_t bytes) { return tg::empty({bytes / sizeof(float)}); }
-const float* at(const float* base, std::size_t bytes) { return base + bytes / sizeof(float); }
-
-}  // namespace
-
 TEST_CASE("large buffers: the smallest free block that fits, split, merged again, shared by threads") {
-  const std::size_t limit = tg::buffer_cache_limit();
-  tg::clear_buffer_cache();
+  const FreshCaches fresh;
   const tg::MemoryStats start = tg::memory_stats();
   auto added_reserved = [&] { return tg::memory_stats().reserved - start.reserved; };
   auto added_allocated = [&] { return tg::memory_stats().allocated - start.allocated; };
@@ -245,10 +254,51 @@ TEST_CASE("large buffers: the smallest free block that fits, split, merged again
     tg::set_buffer_cache_limit(0);
     CHECK(added_reserved() == 4 * kMiB);
     CHECK(tg::buffer_cache_bytes() == 3 * kMiB);
+    // With reuse off, that free rest is not handed out: new memory instead.
+    const Tensor fresh_one = float_buffer(kMiB);
+    CHECK(fresh_one.data<float>() != at(other, kMiB));
+    CHECK(added_reserved() == 5 * kMiB);
   }
   CHECK(added_reserved() == 0);
   CHECK(tg::buffer_cache_bytes() == 0);
-  tg::set_buffer_cache_limit(limit);
+}
+
+TEST_CASE("large buffers: random sizes made and freed on several threads all merge back into whole segments") {
+  // Run under ThreadSanitizer by `make test-tsan`. Each thread makes tensors
+  // of 1 to 16 MiB and frees those the others made.
+  const FreshCaches fresh;
+  const tg::MemoryStats start = tg::memory_stats();
+  std::mutex handed_mutex;
+  std::vector<Tensor> handed;  // made by one thread, freed by another
+  auto work = [&](std::uint64_t seed) {
+    std::mt19937_64 random(seed);
+    for (int i = 0; i < 300; ++i) {
+      Tensor made = float_buffer(kMiB + random() % (15 * kMiB));
+      Tensor other;
+      {
+        std::lock_guard<std::mutex> lock(handed_mutex);
+        handed.push_back(std::move(made));
+        const std::size_t k = random() % handed.size();
+        if (handed.size() > 8) {
+          other = std::move(handed[k]);
+          handed.erase(handed.begin() + std::ptrdiff_t(k));
+        }
+      }
+    }  // `other`, maybe another thread's tensor, is freed here
+  };
+  std::vector<std::thread> threads;
+  for (std::uint64_t t = 0; t < 4; ++t) threads.emplace_back(work, t + 1);
+  for (std::thread& t : threads) t.join();
+  std::size_t asked = 0;  // blocks may hold more: a rest under 1 MiB is not split off
+  for (const Tensor& t : handed) asked += t.numel() * sizeof(float);
+  CHECK(tg::memory_stats().allocated >= start.allocated + asked);
+  handed.clear();
+  CHECK(tg::memory_stats().allocated == start.allocated);
+  // Had any free block failed to merge with its neighbours, its segment
+  // would not be wholly free now and would stay.
+  tg::clear_buffer_cache();
+  CHECK(tg::memory_stats().reserved == start.reserved);
+  CHECK(tg::buffer_cache_bytes() == 0);
 }
 
 #ifdef TAPEGRAD_TEST_ASAN
@@ -267,12 +317,25 @@ TEST_CASE("under AddressSanitizer, reused memory still catches writes past a ten
       }
       CHECK(__asan_address_is_poisoned(p) == 1);  // kept for reuse, not to be touched
     }
+  // A block split off a free segment, the rest left free, and the two merged
+  // again when the block is freed.
+  const FreshCaches fresh;
+  float* base = const_cast<float*>(float_buffer(8 * kMiB).data<float>());
+  const std::size_t n = (std::size_t(3) << 18) + 5;  // 3 MiB and 20 bytes
+  {
+    const Tensor t = tg::empty({n});
+    CHECK(t.data<float>() == base);
+    CHECK(__asan_region_is_poisoned(base, n * sizeof(float)) == nullptr);
+    CHECK(__asan_address_is_poisoned(base + n) == 1);
+    CHECK(__asan_address_is_poisoned(at(base, 4 * kMiB)) == 1);  // in the free rest
+  }
+  CHECK(__asan_region_is_poisoned(base, 8 * kMiB) == base);
+  CHECK(float_buffer(8 * kMiB).data<float>() == base);  // merged whole
 }
 #endif
 
 TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their largest values") {
-  const std::size_t limit = tg::buffer_cache_limit();
-  tg::clear_buffer_cache();
+  const FreshCaches fresh;
   tg::reset_peak_memory();
   const tg::MemoryStats before = tg::memory_stats();
   CHECK(before.max_allocated == before.allocated);
@@ -304,7 +367,7 @@ TEST_CASE("memory_stats: bytes in tensors and in the buffer cache, and their lar
   tg::set_buffer_cache_limit(0);  // no reuse: a freed buffer goes back to the system
   { const tg::Tensor d = tg::empty({buffer / 4}); }
   CHECK(tg::memory_stats().reserved == before.reserved);
-  tg::set_buffer_cache_limit(limit);
+  tg::set_buffer_cache_limit(fresh.limit);
 
   // Another thread's tensors count while they live, and its cache of small
   // buffers goes back to the system when the thread ends.
