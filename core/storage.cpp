@@ -47,8 +47,8 @@ bool pooled(std::size_t bytes) { return round_up(bytes, kAlignment) >= kPooledBy
 // The bytes a small buffer takes: from 64 KiB up, the request rounded up to
 // 1/16 of its power of two (at most 6.25 % more, and pages never touched cost
 // nothing), so that tensors whose size changes a little from step to step
-// (max's tied positions, a last batch) reuse each other's buffers instead of
-// each leaving one behind.
+// (a last, smaller batch) reuse each other's buffers instead of each leaving
+// one behind.
 std::size_t capacity(std::size_t bytes) {
   const std::size_t size = round_up(bytes, kAlignment);
   if (size < kSizeClassBytes) return size;
