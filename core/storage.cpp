@@ -217,9 +217,14 @@ class BlockPool {
   void* claim(FreeIndex::iterator fit, std::size_t bytes, std::size_t need) {
     char* at = fit->second;
     Block& block = blocks_.at(at);
-    if (block.size - need >= kPooledBytes) {  // inserted first: a failed insert leaves the pool whole
-      free_.insert({block.size - need, at + need});
-      blocks_.emplace(at + need, Block{block.size - need, true, block.segment});
+    if (block.size - need >= kPooledBytes) {  // the rest filed first: a failed insert changes nothing
+      const auto rest = blocks_.emplace(at + need, Block{block.size - need, true, block.segment}).first;
+      try {
+        free_.insert({block.size - need, at + need});
+      } catch (...) {
+        blocks_.erase(rest);
+        throw;
+      }
       block.size = need;
     }
     free_.erase(fit);
