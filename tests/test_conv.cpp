@@ -209,6 +209,30 @@ TEST_CASE("conv2d equals a direct convolution") {
   }
 }
 
+TEST_CASE("stride-1 convolutions that keep the width: each tap's columns are one run of the input") {
+  // im2col copies such a tap's whole block at once and then pads the
+  // elements that ran over a row's edge; these cover both edges, taps that
+  // read padding rows only, dilation and a kernel wider than the input.
+  const ConvConfig configs[] = {
+      // n c_in c_out h w kh kw sh sw ph pw dh dw groups bias
+      {2, 3, 2, 7, 6, 5, 5, 1, 1, 2, 2, 1, 1, 1, true},
+      {1, 2, 2, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2, 2, false},
+      {1, 1, 3, 4, 3, 1, 3, 1, 1, 0, 1, 1, 1, 1, true},
+      {2, 2, 1, 2, 2, 5, 5, 1, 1, 2, 2, 1, 1, 1, false},
+      {1, 2, 2, 6, 1, 3, 1, 2, 1, 1, 0, 1, 1, 1, true},
+  };
+  tg::Generator g(21);
+  for (const ConvConfig& c : configs) {
+    CAPTURE(c.str());
+    REQUIRE(c.wo() == c.w);
+    const Inputs in = conv_inputs(c, g);
+    check_equals_direct(c, in);
+    auto f = [&](const Inputs& args) { return c.conv(args); };
+    CHECK(tg::gradcheck(f, in).passed);
+    CHECK(tg::gradgradcheck(f, in).passed);
+  }
+}
+
 TEST_CASE("windows whose taps read only padding: values and gradients") {
   // Each has a kernel row or column that, for every output position, lands in
   // the padding, so im2col writes whole rows of padding and col2im skips them.

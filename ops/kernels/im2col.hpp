@@ -89,6 +89,18 @@ void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, cons
     }
     std::fill(out, out + rows.lo * wo, pad);
     std::fill(out + rows.hi * wo, out + ho * wo, pad);
+    if (sh == 1 && sw == 1 && wo == w) {
+      // Output rows map to consecutive input rows at one fixed shift, so the
+      // tap's valid block is one run of x: copy it whole, then overwrite the
+      // elements that ran over a row's edge with padding.
+      const std::size_t first = rows.lo * wo + r.lo, last = (rows.hi - 1) * wo + r.hi;
+      std::memcpy(out + first, x + read_from(plane, rows.lo, rows, r, sh, sw, w), (last - first) * sizeof(T));
+      for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+        std::fill(out + oh * wo, out + oh * wo + r.lo, pad);
+        std::fill(out + oh * wo + r.hi, out + (oh + 1) * wo, pad);
+      }
+      return;
+    }
     for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
       T* __restrict__ dst = out + oh * wo;
       std::fill(dst, dst + r.lo, pad);
