@@ -28,13 +28,14 @@ namespace tg {
 
 namespace {
 
-// Buffers of 1 MiB and more come from the block pool below; smaller ones
-// from each thread's cache of size classes. Below kSizeClassBytes a class is
-// the size itself (in 64-byte steps). Small buffers are kept too: a
-// 64-byte-aligned allocation does not come from malloc's fast per-thread
-// lists, and at batch 1 they cost 5 % of a step.
-constexpr std::size_t kPooledBytes = std::size_t(1) << 20;
-constexpr std::size_t kSizeClassBytes = 64 * 1024;
+// Buffers of 64 KiB and more come from the block pool below; smaller ones
+// from each thread's cache, one class per size (in 64-byte steps). Small
+// buffers are kept too: a 64-byte-aligned allocation does not come from
+// malloc's fast per-thread lists, and at batch 1 they cost 5 % of a step.
+// The threshold is low because the pool shares memory between sizes and a
+// class cache does not: at 1 MiB, LeNet-5's activations and gradients
+// between 64 KiB and 1 MiB each kept their own peak.
+constexpr std::size_t kPooledBytes = 64 * 1024;
 constexpr std::size_t kSegmentStep = 64 * 1024;  // a new segment's size is a multiple of this
 constexpr std::size_t kAlignment = 64;
 std::atomic<std::size_t> cache_limit{std::size_t(1) << 30};
@@ -44,18 +45,8 @@ std::size_t round_up(std::size_t bytes, std::size_t step) {
 }
 bool pooled(std::size_t bytes) { return round_up(bytes, kAlignment) >= kPooledBytes; }
 
-// The bytes a small buffer takes: from 64 KiB up, the request rounded up to
-// 1/16 of its power of two (at most 6.25 % more, and pages never touched cost
-// nothing), so that tensors whose size changes a little from step to step
-// (a last, smaller batch) reuse each other's buffers instead of each leaving
-// one behind.
-std::size_t capacity(std::size_t bytes) {
-  const std::size_t size = round_up(bytes, kAlignment);
-  if (size < kSizeClassBytes) return size;
-  const std::size_t step = (std::size_t(1) << (std::numeric_limits<unsigned long long>::digits - 1 -
-                                                __builtin_clzll(static_cast<unsigned long long>(size)))) / 16;
-  return round_up(size, step);
-}
+// The bytes a small buffer takes, which is also its size class.
+std::size_t capacity(std::size_t bytes) { return round_up(bytes, kAlignment); }
 
 // Under AddressSanitizer the bytes no tensor may touch (a kept buffer, and a
 // buffer's rest past what was asked for) are marked unaddressable, so that

@@ -5,7 +5,7 @@
 // iteration (im2col columns, activations, their gradients). Fresh memory from
 // the system costs a page fault per 4 KiB on first touch, which measured here
 // at more than a third of a conv layer's time. So when a storage dies its
-// buffer is kept for the next one. Buffers of 1 MiB and more go to one pool
+// buffer is kept for the next one. Buffers of 64 KiB and more go to one pool
 // shared by all threads, which splits and merges blocks so that one layer's
 // dead arrays serve another's of other sizes; smaller ones are kept per
 // thread and per size class. Full caches drop what was used longest ago.

@@ -426,12 +426,12 @@ TEST_CASE("DataLoader prefetch builds the next batch on another thread and passe
 }
 
 TEST_CASE("DataLoader prefetch does not pile buffers up in this thread's cache") {
-  // Inputs of 512 KiB per batch: below the pool's 1 MiB, so each thread
+  // Inputs of 32 KiB per batch: below the pool's 64 KiB, so each thread
   // keeps buffers that size in its own cache.
-  const ds::TensorDataset d(tg::zeros({64, 8, 32, 32}), int_targets(64));
+  const ds::TensorDataset d(tg::zeros({64, 2, 16, 16}), int_targets(64));
   data::DataLoader loader(d, {16, true, 1, false, true});
   tg::clear_buffer_cache();
   for (int epoch = 0; epoch < 10; ++epoch)
-    for (const data::Batch& b : loader) CHECK(b.inputs.numel() == 16 * 8 * 32 * 32);
-  CHECK(tg::buffer_cache_bytes() <= 4 * 16 * 8 * 32 * 32 * sizeof(float));
+    for (const data::Batch& b : loader) CHECK(b.inputs.numel() == 16 * 2 * 16 * 16);
+  CHECK(tg::buffer_cache_bytes() <= 4 * 16 * 2 * 16 * 16 * sizeof(float));
 }

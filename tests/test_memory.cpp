@@ -184,16 +184,16 @@ struct FreshCaches {
 
 TEST_CASE("a full cache of small buffers keeps taking the sizes in use, dropping those used longest ago") {
   const FreshCaches fresh;
-  tg::set_buffer_cache_limit(2 << 20);
-  // 64 sizes from 256 KiB up (below the pool's 1 MiB), each used once: more
+  tg::set_buffer_cache_limit(256 << 10);
+  // 64 sizes from 16 KiB up (below the pool's 64 KiB), each used once: more
   // than the cache holds.
-  for (std::size_t k = 0; k < 64; ++k) (void)tg::empty({(1 << 16) + k * 1024});
-  CHECK(tg::buffer_cache_bytes() <= std::size_t(2 << 20));
+  for (std::size_t k = 0; k < 64; ++k) (void)tg::empty({(1 << 12) + k * 64});
+  CHECK(tg::buffer_cache_bytes() <= std::size_t(256 << 10));
   // A size in use now is still kept when freed, and the next tensor of a
-  // size a little apart (the same size class) takes it from the cache.
-  (void)tg::empty({(1 << 17) + 100});
+  // size a few bytes apart (the same 64-byte class) takes it from the cache.
+  (void)tg::empty({(1 << 13) + 100});
   const std::size_t with_it = tg::buffer_cache_bytes();
-  const tg::Tensor reused = tg::empty({(1 << 17) + 1000});
+  const tg::Tensor reused = tg::empty({(1 << 13) + 110});
   CHECK(tg::buffer_cache_bytes() < with_it);
 }
 
@@ -214,8 +214,9 @@ TEST_CASE("large buffers: the smallest free block that fits, split, merged again
     CHECK(b.data<float>() == at(base, 3 * kMiB));
     CHECK(added_allocated() == 13 * kMiB / 2);
     {
-      // 1.5 MiB are left; less than 1 MiB would remain, so c takes them whole.
-      const Tensor c = float_buffer(kMiB + 64);
+      // 1.5 MiB are left; less than the pool's 64 KiB would remain, so c
+      // takes them whole.
+      const Tensor c = float_buffer(3 * kMiB / 2 - 32 * 1024);
       CHECK(c.data<float>() == at(base, 13 * kMiB / 2));
       CHECK(added_allocated() == 8 * kMiB);
       CHECK(tg::buffer_cache_bytes() == 0);
@@ -289,7 +290,7 @@ TEST_CASE("large buffers: random sizes made and freed on several threads all mer
   std::vector<std::thread> threads;
   for (std::uint64_t t = 0; t < 4; ++t) threads.emplace_back(work, t + 1);
   for (std::thread& t : threads) t.join();
-  std::size_t asked = 0;  // blocks may hold more: a rest under 1 MiB is not split off
+  std::size_t asked = 0;  // blocks may hold more: a rest under 64 KiB is not split off
   for (const Tensor& t : handed) asked += t.numel() * sizeof(float);
   CHECK(tg::memory_stats().allocated >= start.allocated + asked);
   handed.clear();
