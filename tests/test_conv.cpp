@@ -233,6 +233,45 @@ TEST_CASE("stride-1 convolutions that keep the width: each tap's columns are one
   }
 }
 
+TEST_CASE("float32 im2col and col2im equal direct loops, bit for bit, on rows up to 17 wide") {
+  // Float rows of at most 16 elements at width stride 1 take their own
+  // kernels (one register per row, where the processor has AVX-512); 17 and
+  // stride 2 take the general loops. col2im adds each element's taps in
+  // (c, i, j) order, as the loop below does, so the sums match exactly.
+  tg::Generator g(22);
+  for (int draw = 0; draw < 60; ++draw) {
+    const std::size_t c = 1 + g.below(3), kh = 1 + g.below(5), kw = 1 + g.below(5);
+    const std::size_t sh = 1 + g.below(3), sw = draw % 5 == 4 ? 2 : 1, ph = g.below(3), pw = g.below(3);
+    const std::size_t dh = 1 + g.below(2), dw = 1 + g.below(2);
+    const std::size_t h = 1 + g.below(9), w = 1 + g.below(17);
+    const std::ptrdiff_t span_h = std::ptrdiff_t(dh * (kh - 1) + 1), span_w = std::ptrdiff_t(dw * (kw - 1) + 1);
+    if (std::ptrdiff_t(h + 2 * ph) < span_h || std::ptrdiff_t(w + 2 * pw) < span_w) continue;
+    const std::size_t ho = (h + 2 * ph - std::size_t(span_h)) / sh + 1, wo = (w + 2 * pw - std::size_t(span_w)) / sw + 1;
+    CAPTURE(draw);
+    const Tensor x = tg::randn({2, c, h, w}, g);
+    const Tensor cols = tg::randn({2, c * kh * kw, ho * wo}, g);
+    const auto got_cols = tg::im2col(x, {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, -7.0).to_xarray<float>();
+    const auto got_x = tg::col2im(cols, {h, w}, {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}).to_xarray<float>();
+    const auto xv = x.to_xarray<float>(), cv = cols.to_xarray<float>();
+    xt::xarray<float> want_cols = xt::zeros<float>({std::size_t(2), c * kh * kw, ho * wo});
+    xt::xarray<float> want_x = xt::zeros<float>({std::size_t(2), c, h, w});
+    for (std::size_t n = 0; n < 2; ++n)
+      for (std::size_t ch = 0; ch < c; ++ch)
+        for (std::size_t i = 0; i < kh; ++i)
+          for (std::size_t j = 0; j < kw; ++j)
+            for (std::size_t oh = 0; oh < ho; ++oh)
+              for (std::size_t ow = 0; ow < wo; ++ow) {
+                const std::size_t row = (ch * kh + i) * kw + j, o = oh * wo + ow;
+                const auto ih = source(oh, i, sh, ph, dh, h), iw = source(ow, j, sw, pw, dw, w);
+                const bool inside = ih >= 0 && iw >= 0;
+                want_cols(n, row, o) = inside ? xv(n, ch, std::size_t(ih), std::size_t(iw)) : -7.0f;
+                if (inside) want_x(n, ch, std::size_t(ih), std::size_t(iw)) += cv(n, row, o);
+              }
+    CHECK(got_cols == want_cols);
+    CHECK(got_x == want_x);
+  }
+}
+
 TEST_CASE("windows whose taps read only padding: values and gradients") {
   // Each has a kernel row or column that, for every output position, lands in
   // the padding, so im2col writes whole rows of padding and col2im skips them.

@@ -12,7 +12,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace tg::kernels {
 
@@ -75,10 +80,93 @@ inline std::size_t read_from(std::size_t plane, std::size_t oh, const TapRange& 
   return plane + std::size_t(ih) * w + std::size_t(iw);
 }
 
+#if defined(__AVX512F__)
+// Rows of at most 16 floats, stride 1 along the width: one register holds a
+// whole row, and masked loads and stores touch only its valid lanes. For
+// the short rows of small images (LeNet-5's 10 and 14), where a copy or an
+// add per row costs more in calls and loop tails than in moving data.
+constexpr std::size_t kRowLanes = 16;
+
+// Lanes [lo, hi) of a row register; none when hi <= lo.
+inline __mmask16 lanes(std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  lo = std::clamp<std::ptrdiff_t>(lo, 0, kRowLanes);
+  hi = std::clamp<std::ptrdiff_t>(hi, lo, kRowLanes);
+  return __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// Where a vector whose lane l is element l + shift of row `p` starts. As an
+// integer: the lanes before the row are masked off and never read.
+template <class P>
+P* shifted(P* p, std::ptrdiff_t shift) {
+  return reinterpret_cast<P*>(reinterpret_cast<std::intptr_t>(p) + shift * std::ptrdiff_t(sizeof(float)));
+}
+
+// im2col for wo <= 16 and sw == 1: each cols row is one masked load of the
+// x row at the tap's shift (padding lanes take `pad`) and one masked store.
+inline void im2col_row_registers(const float* x, std::size_t channels, std::size_t h, std::size_t w,
+                                 const Window& win, float pad, float* cols) {
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w);
+  const __m512 padding = _mm512_set1_ps(pad);
+  const __mmask16 row = lanes(0, std::ptrdiff_t(wo));
+  for_each_window_row(channels, h, w, win, [&](std::size_t tap, std::size_t plane, const TapRange& rows,
+                                               const TapRange& r) {
+    float* const out = cols + tap;
+    std::fill(out, out + rows.lo * wo, pad);
+    std::fill(out + rows.hi * wo, out + ho * wo, pad);
+    const __mmask16 inside = lanes(std::ptrdiff_t(r.lo), std::ptrdiff_t(r.hi));
+    for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+      const float* src = x + plane + std::size_t(std::ptrdiff_t(oh * win.sh) + rows.offset) * w;
+      _mm512_mask_storeu_ps(out + oh * wo, row, _mm512_mask_loadu_ps(padding, inside, shifted(src, r.offset)));
+    }
+  });
+}
+
+// col2im for w <= 16 and sw == 1: per x row and kernel row, the row is
+// loaded once, every column tap's row added at its shift, and stored once
+// (tap by tap, below, it is loaded and stored kw times), in the order the
+// taps would add one by one: the same sums, bit for bit.
+inline void col2im_row_registers(const float* cols, std::size_t channels, std::size_t h, std::size_t w,
+                                 const Window& win, float* x) {
+  const std::size_t ho = win.out_h(h), wo = win.out_w(w);
+  std::vector<TapRange> columns(win.kw);
+  std::vector<__mmask16> adds(win.kw);  // the x lanes each column tap adds to
+  for (std::size_t j = 0; j < win.kw; ++j) {
+    columns[j] = valid_outputs(j, w, wo, 1, win.pw, win.dw);
+    adds[j] = lanes(std::ptrdiff_t(columns[j].lo) + columns[j].offset, std::ptrdiff_t(columns[j].hi) + columns[j].offset);
+  }
+  const __mmask16 row = lanes(0, std::ptrdiff_t(w));
+  for (std::size_t c = 0; c < channels; ++c)
+    for (std::size_t i = 0; i < win.kh; ++i) {
+      const TapRange rows = valid_outputs(i, h, ho, win.sh, win.ph, win.dh);
+      const float* taps = cols + (c * win.kh + i) * win.kw * ho * wo;
+      // The taps' rows are read kw at a time, which the hardware prefetcher
+      // does not follow from memory (2 × slower at the TF CNN's conv2):
+      // fetch the next kernel row's taps ahead.
+      if (c + 1 < channels || i + 1 < win.kh)
+        for (std::size_t k = 0; k < win.kw * ho * wo; k += 64 / sizeof(float))
+          _mm_prefetch(reinterpret_cast<const char*>(taps + win.kw * ho * wo + k), _MM_HINT_T0);
+      for (std::size_t oh = rows.lo; oh < rows.hi; ++oh) {
+        float* dst = x + (c * h + std::size_t(std::ptrdiff_t(oh * win.sh) + rows.offset)) * w;
+        __m512 sum = _mm512_maskz_loadu_ps(row, dst);
+        for (std::size_t j = 0; j < win.kw; ++j) {
+          const float* src = shifted(taps + j * ho * wo + oh * wo, -columns[j].offset);
+          sum = _mm512_mask_add_ps(sum, adds[j], sum, _mm512_maskz_loadu_ps(adds[j], src));
+        }
+        _mm512_mask_storeu_ps(dst, row, sum);
+      }
+    }
+}
+#endif
+
 // x: (C, H, W) -> cols: (C·kh·kw, Ho·Wo)
 template <class T>
 void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T pad, T* cols) {
   const std::size_t ho = win.out_h(h), wo = win.out_w(w), sh = win.sh, sw = win.sw;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (sw == 1 && wo <= kRowLanes && !(sh == 1 && wo == w))  // one run per tap (below) is faster still
+      return im2col_row_registers(x, channels, h, w, win, pad, cols);
+#endif
   for_each_window_row(channels, h, w, win, [&](std::size_t row, std::size_t plane, const TapRange& rows,
                                                const TapRange& r) {
     T* const out = cols + row;
@@ -120,6 +208,10 @@ void im2col(const T* x, std::size_t channels, std::size_t h, std::size_t w, cons
 template <class T>
 void col2im(const T* cols, std::size_t channels, std::size_t h, std::size_t w, const Window& win, T* x) {
   const std::size_t wo = win.out_w(w), sh = win.sh, sw = win.sw;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (sw == 1 && w <= kRowLanes) return col2im_row_registers(cols, channels, h, w, win, x);
+#endif
   for_each_window_row(channels, h, w, win, [&](std::size_t row, std::size_t plane, const TapRange& rows,
                                                const TapRange& r) {
     const std::size_t count = r.hi - r.lo;
