@@ -120,6 +120,17 @@ void check_equals_direct(const ConvConfig& c, const Inputs& in) {
   CHECK(xt::allclose(y.value<double>(), want));
 }
 
+// conv2d of random inputs for c: values against the direct convolution, and
+// first and second gradients by finite differences.
+void check_values_and_gradients(const ConvConfig& c, tg::Generator& g) {
+  CAPTURE(c.str());
+  const Inputs in = conv_inputs(c, g);
+  check_equals_direct(c, in);
+  auto f = [&](const Inputs& args) { return c.conv(args); };
+  CHECK(tg::gradcheck(f, in).passed);
+  CHECK(tg::gradgradcheck(f, in).passed);
+}
+
 }  // namespace
 
 // ---- gradients ----------------------------------------------------------------
@@ -223,13 +234,8 @@ TEST_CASE("stride-1 convolutions that keep the width: each tap's columns are one
   };
   tg::Generator g(21);
   for (const ConvConfig& c : configs) {
-    CAPTURE(c.str());
     REQUIRE(c.wo() == c.w);
-    const Inputs in = conv_inputs(c, g);
-    check_equals_direct(c, in);
-    auto f = [&](const Inputs& args) { return c.conv(args); };
-    CHECK(tg::gradcheck(f, in).passed);
-    CHECK(tg::gradgradcheck(f, in).passed);
+    check_values_and_gradients(c, g);
   }
 }
 
@@ -282,14 +288,7 @@ TEST_CASE("windows whose taps read only padding: values and gradients") {
       {2, 2, 2, 2, 1, 3, 3, 2, 3, 2, 2, 2, 1, 2, true},
   };
   tg::Generator g(20);
-  for (const ConvConfig& c : configs) {
-    CAPTURE(c.str());
-    const Inputs in = conv_inputs(c, g);
-    check_equals_direct(c, in);
-    auto f = [&](const Inputs& args) { return c.conv(args); };
-    CHECK(tg::gradcheck(f, in).passed);
-    CHECK(tg::gradgradcheck(f, in).passed);
-  }
+  for (const ConvConfig& c : configs) check_values_and_gradients(c, g);
 }
 
 TEST_CASE("the kernel gradient is the upstream gradient times the input patch, summed over batch and positions") {
