@@ -124,3 +124,41 @@ TEST_CASE("float and double matmul agree through their two GEMM paths") {
   const double diff = tg::max(tg::abs(f.to(tg::kFloat64) - d)).item(), scale = tg::max(tg::abs(d)).item();
   CHECK(diff / scale <= 1e-5);
 }
+
+TEST_CASE("a 2-d operand's gradient summed over a batch equals a direct sum, in groups and with groups capped") {
+  // matmul(W, X) with W (m, k) used by every matrix of X (B, k, p): dW is
+  // Σ_b dY_b · X_bᵀ, which tapegrad sums in groups of images. B = 40 makes
+  // three groups; with p = 1 and m = k = 64 the products are outer products,
+  // and the groups are fewer and larger so that their sums stay within the
+  // operands' size.
+  struct Case {
+    std::size_t m, k, p;
+  };
+  for (const Case c : {Case{6, 25, 30}, Case{64, 64, 1}})
+    for (const tg::Dtype dtype : {tg::kFloat32, tg::kFloat64}) {
+      CAPTURE(c.m);
+      CAPTURE(tg::dtype_name(dtype));
+      tg::Generator gen(5);
+      const std::size_t batch = 40;
+      const tg::Tensor w = tg::randn({c.m, c.k}, gen, 0.0, 1.0, dtype).requires_grad_();
+      const tg::Tensor x = tg::randn({batch, c.k, c.p}, gen, 0.0, 1.0, dtype);
+      const tg::Tensor upstream = tg::randn({batch, c.m, c.p}, gen, 0.0, 1.0, dtype);
+      tg::matmul(w, x).backward(upstream);
+      const tg::Tensor xd = x.to(tg::kFloat64), gd = upstream.to(tg::kFloat64);
+      const double* px = xd.data<double>();
+      const double* pg = gd.data<double>();
+      std::vector<double> want(c.m * c.k, 0.0);
+      for (std::size_t b = 0; b < batch; ++b)
+        for (std::size_t i = 0; i < c.m; ++i)
+          for (std::size_t j = 0; j < c.k; ++j)
+            for (std::size_t q = 0; q < c.p; ++q)
+              want[i * c.k + j] += pg[(b * c.m + i) * c.p + q] * px[(b * c.k + j) * c.p + q];
+      const tg::Tensor got = w.grad().to(tg::kFloat64);
+      double diff = 0, scale = 0;
+      for (std::size_t e = 0; e < want.size(); ++e) {
+        diff = std::max(diff, std::abs(got.data<double>()[e] - want[e]));
+        scale = std::max(scale, std::abs(want[e]));
+      }
+      CHECK(diff / scale <= (dtype == tg::kFloat32 ? 1e-5 : 1e-13));
+    }
+}
