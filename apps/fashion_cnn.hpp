@@ -11,10 +11,10 @@
 // after each lets Adam take larger steps from the start, and the 128-wide
 // hidden layer (instead of 1024) keeps the classifier's cost small next to
 // the convolutions. Measured with the trainer's defaults (3 epochs, Adam,
-// lr 2e-3 annealed to 0): 91.64, 91.81 and 91.79 % test accuracy with seeds
+// lr 2e-3 annealed to 0): 91.80, 91.84 and 91.68 % test accuracy with seeds
 // 0 to 2 (other rates in docs/PERF.md, "Batch normalization as one
-// primitive"). With dropout 0.25 before the last layer (at lr 3e-3), 91.1 %,
-// since three epochs are too few to overfit.
+// primitive"). With dropout 0.25 before the last layer (at lr 3e-3), 91.1 %
+// at an earlier commit, since three epochs are too few to overfit.
 #pragma once
 
 #include <cstdint>
