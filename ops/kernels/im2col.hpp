@@ -96,9 +96,8 @@ inline __mmask16 lanes(std::ptrdiff_t lo, std::ptrdiff_t hi) {
 
 // Where a vector whose lane l is element l + shift of row `p` starts. As an
 // integer: the lanes before the row are masked off and never read.
-template <class P>
-P* shifted(P* p, std::ptrdiff_t shift) {
-  return reinterpret_cast<P*>(reinterpret_cast<std::intptr_t>(p) + shift * std::ptrdiff_t(sizeof(float)));
+inline const float* shifted(const float* p, std::ptrdiff_t shift) {
+  return reinterpret_cast<const float*>(reinterpret_cast<std::intptr_t>(p) + shift * std::ptrdiff_t(sizeof(float)));
 }
 
 // im2col for wo <= 16 and sw == 1: each cols row is one masked load of the
