@@ -2,6 +2,8 @@
 // TensorFlow-tutorial CNN (batch 64), beside bare calls of the same GEMM
 // shapes on the float GEMM provider tapegrad uses (tg::kernels::sgemm: oneDNN
 // or OpenBLAS, as configured), and im2col / col2im alone at those shapes.
+// The bare GEMMs also run LeNet-5's layers at batch 256, where the columns
+// no longer fit in the caches and the GEMMs read them from memory.
 //
 // A layer computes, per image n, with K = C_in·kh·kw and L = Ho·Wo:
 //   forward      Y_n  = W · cols_n          (C_out x K) · (K x L)
@@ -37,11 +39,12 @@ const Layer kLayers[] = {
     {32, 64, 14, 5, 2, true},  // 3: TF tutorial conv2
 };
 
-void label(benchmark::State& state, const Layer& layer) {
+void label(benchmark::State& state, const Layer& layer, std::size_t batch = kBatch) {
   state.SetLabel(std::to_string(layer.c_in) + "->" + std::to_string(layer.c_out) + " " + std::to_string(layer.kernel) +
                  "x" + std::to_string(layer.kernel) + " on " + std::to_string(layer.size) + "x" +
-                 std::to_string(layer.size) + (layer.input_grad ? ", input grad" : ""));
-  state.counters["GFLOP/s"] = benchmark::Counter(layer.gemm_flops(kBatch) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+                 std::to_string(layer.size) + (layer.input_grad ? ", input grad" : "") + ", batch " +
+                 std::to_string(batch));
+  state.counters["GFLOP/s"] = benchmark::Counter(layer.gemm_flops(batch) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Conv2d_ForwardBackward(benchmark::State& state) {
@@ -60,23 +63,25 @@ void BM_Conv2d_ForwardBackward(benchmark::State& state) {
   label(state, layer);
 }
 
+// Arguments: layer, batch.
 void BM_Conv2d_Bare_Sgemm(benchmark::State& state) {
   const Layer& layer = kLayers[state.range(0)];
+  const auto batch = std::size_t(state.range(1));
   const std::size_t c_out = layer.c_out, k = layer.k(), l = layer.l();
-  std::vector<float> w(c_out * k, 0.5f), cols(kBatch * k * l, 0.25f), y(kBatch * c_out * l), dy(kBatch * c_out * l, 1.0f),
-      dw(c_out * k), dcols(kBatch * k * l);
+  std::vector<float> w(c_out * k, 0.5f), cols(batch * k * l, 0.25f), y(batch * c_out * l), dy(batch * c_out * l, 1.0f),
+      dw(c_out * k), dcols(batch * k * l);
   using tg::kernels::sgemm;
   for (auto _ : state) {
-    for (std::size_t n = 0; n < kBatch; ++n)
+    for (std::size_t n = 0; n < batch; ++n)
       sgemm(false, false, c_out, l, k, w.data(), cols.data() + n * k * l, 0.0f, y.data() + n * c_out * l);
-    for (std::size_t n = 0; n < kBatch; ++n)
+    for (std::size_t n = 0; n < batch; ++n)
       sgemm(false, true, c_out, k, l, dy.data() + n * c_out * l, cols.data() + n * k * l, n ? 1.0f : 0.0f, dw.data());
     if (layer.input_grad)
-      for (std::size_t n = 0; n < kBatch; ++n)
+      for (std::size_t n = 0; n < batch; ++n)
         sgemm(true, false, k, l, c_out, w.data(), dy.data() + n * c_out * l, 0.0f, dcols.data() + n * k * l);
     benchmark::DoNotOptimize(dw.data());
   }
-  label(state, layer);
+  label(state, layer, batch);
 }
 
 void BM_Im2col(benchmark::State& state) {
@@ -99,7 +104,10 @@ void BM_Col2im(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Conv2d_ForwardBackward)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Conv2d_Bare_Sgemm)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv2d_Bare_Sgemm)
+    ->ArgsProduct({{0, 1, 2, 3}, {std::int64_t(kBatch)}})
+    ->ArgsProduct({{0, 1}, {256}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Im2col)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Col2im)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond);
 
