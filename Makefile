@@ -4,6 +4,8 @@
 # make test-asan  build (clang++) and run every test under AddressSanitizer,
 #                 UndefinedBehaviorSanitizer and LeakSanitizer
 # make test-tsan  build (clang++) and run tests/test_memory.cpp under ThreadSanitizer
+# make test-fallback  build and run every test with float GEMM on OpenBLAS and
+#                     without -march=native (no oneDNN, no AVX-512 kernels)
 # make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 
 MAKEFLAGS += --no-print-directory
@@ -18,6 +20,7 @@ CLANG_PACKAGES := clang libclang-rt-14-dev
 # slow at -O0) with line tables for the reports, no benchmarks.
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FALLBACK_BUILD ?= build-fallback
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -27,7 +30,7 @@ CLANG_CMAKE := -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps deps-clang configure build test demo bench test-asan test-tsan fuzz clean
+.PHONY: all deps deps-clang configure build test demo bench test-asan test-tsan test-fallback fuzz clean
 
 all: build
 
@@ -84,6 +87,16 @@ test-tsan: deps-clang
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_memory
 	@OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(TSAN_BUILD)/tests/test_memory
 
+# The suite on the configuration a machine without oneDNN or AVX-512 gets:
+# float GEMM on OpenBLAS, and the portable loops instead of the AVX-512
+# register kernels. Rounding differs from the default build (no FMA
+# contraction), which the tests must allow for.
+test-fallback: deps
+	@cmake -S . -B $(FALLBACK_BUILD) -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_GEMM=openblas -DTAPEGRAD_NATIVE=OFF \
+	  -DTAPEGRAD_BUILD_BENCH=OFF > /dev/null
+	@cmake --build $(FALLBACK_BUILD) -j $(JOBS)
+	@cd $(FALLBACK_BUILD) && ctest --output-on-failure -j $(JOBS)
+
 # The libFuzzer targets of tests/fuzz/, each run for FUZZ_SECONDS from the seed
 # corpus that tests/fuzz/make_corpus.py writes. What a run finds (crash-*,
 # timeout-*, oom-*) is left in $(FUZZ_BUILD)/artifacts and fails the target.
@@ -107,4 +120,4 @@ fuzz: deps-clang
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FALLBACK_BUILD) $(FUZZ_BUILD)
