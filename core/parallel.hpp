@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <exception>
 
 #include "config.hpp"
 #include "strided.hpp"
@@ -22,7 +23,10 @@ inline constexpr std::size_t kParallelGrain = std::size_t(1) << 15;
 // thread, or f(0, n) on this thread when `work` (about the elements the whole
 // loop touches) is small. The parts depend only on n and the thread count and
 // each is walked in order: a kernel whose parts write disjoint outputs gives
-// the same results with any thread count. f must not throw.
+// the same results with any thread count. An exception thrown by f on any
+// thread reaches the caller once every part has ended (the first one thrown,
+// when several are); an exception leaving an OpenMP region would end the
+// process instead.
 template <class F>
 void parallel_for(std::size_t n, std::size_t work, F&& f) {
   if (n == 0) return;
@@ -30,12 +34,19 @@ void parallel_for(std::size_t n, std::size_t work, F&& f) {
   const std::size_t threads =
       std::min({std::size_t(get_num_threads()), n, work / kParallelGrain});
   if (threads > 1 && !omp_in_parallel()) {
+    std::exception_ptr error;
 #pragma omp parallel num_threads(int(threads))
     {
       const auto t = std::size_t(omp_get_thread_num()), k = std::size_t(omp_get_num_threads());
       const std::size_t begin = n * t / k, end = n * (t + 1) / k;
-      if (begin < end) f(begin, end);
+      try {
+        if (begin < end) f(begin, end);
+      } catch (...) {
+#pragma omp critical(tg_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
     }
+    if (error) std::rethrow_exception(error);
     return;
   }
 #else

@@ -1,10 +1,15 @@
 // tapegrad's own kernels split over threads (OpenMP) give the results of one
 // thread, to the bit: each part writes its own outputs and every output is
 // computed in the serial order. The tensors here are large enough to be split.
+// An exception in a part on any thread reaches parallel_for's caller.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include <tapegrad/core/parallel.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include "tensor_values.hpp"
@@ -54,5 +59,29 @@ TEST_CASE("the threaded kernels give the one-thread results, bit for bit") {
     CAPTURE(k);
     CHECK(one[k].shape() == two[k].shape());
     CHECK(values_of(one[k]) == values_of(two[k]));
+  }
+}
+
+TEST_CASE("an exception thrown in a part on any thread reaches the caller after every part has run") {
+  const ThreadCount count(2);
+  const std::size_t n = 1000, work = 4 * tg::kParallelGrain;  // enough to split in two
+  const std::thread::id caller = std::this_thread::get_id();
+  for (const bool first_part : {true, false}) {
+    CAPTURE(first_part);
+    std::vector<int> visited(n, 0);
+    std::thread::id thrower;
+    const auto body = [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) visited[i] = 1;
+      if ((first == 0) == first_part) {
+        thrower = std::this_thread::get_id();
+        throw tg::ValueError("part [" + std::to_string(first) + ", " + std::to_string(last) + ") failed");
+      }
+    };
+    CHECK_THROWS_WITH_AS(tg::parallel_for(n, work, body), first_part ? "part [0, 500) failed" : "part [500, 1000) failed",
+                         tg::ValueError);
+    CHECK(std::count(visited.begin(), visited.end(), 1) == int(n));
+#if defined(_OPENMP)
+    CHECK((thrower == caller) == first_part);  // the second part ran on the other thread
+#endif
   }
 }

@@ -86,7 +86,7 @@ template <class T>
 void batch_norm_forward(const T* x, const ChannelRuns& r, const T* w, const T* b, double eps, T* y, double* mean,
                         double* var, double* invstd) {
   const double count = double(r.count());
-  std::vector<double> scale(r.c);  // per channel; here, because a parallel body must not throw
+  std::vector<double> scale(r.c);  // per channel, allocated once for all the threads
   parallel_for(r.c, 3 * r.numel(), [&](std::size_t first, std::size_t last) {
     for_each_channel_block(r, first, last, [&](std::size_t lo, std::size_t hi) {
       channel_sums(r, lo, hi, mean + lo, [x](std::size_t, std::size_t i) { return x[i]; });
